@@ -1,0 +1,91 @@
+"""Inpainting tasks <-> one CrystalBatch: pymatgen on one side, flat tensors on the other."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping
+
+import torch
+from pymatgen.core import Element, Structure
+
+from .errors import ChggenError
+from .protocol import CrystalBatch
+
+
+def parse_guests(guests: Mapping[str, int], where: str = "guests") -> dict[str, int]:
+    """{"Li": 4} checked: known element symbols, positive integer counts."""
+    if not guests:
+        raise ChggenError(f"{where}: no guest atoms given (e.g. {{'Li': 4}} or --guest Li:4)")
+    checked = {}
+    for symbol, count in guests.items():
+        if not Element.is_valid_symbol(symbol):
+            raise ChggenError(f"{where}: {symbol!r} is not an element symbol")
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise ChggenError(f"{where}: count for {symbol} must be a positive integer, got {count!r}")
+        checked[symbol] = count
+    return checked
+
+
+@dataclass(frozen=True)
+class InpaintTask:
+    """Generate `guests` into a fixed `host`, `n_samples` times. An empty host is unconditional."""
+
+    host: Structure
+    guests: dict[str, int]
+    n_samples: int = 1
+    label: str = ""
+    guest_numbers: list[int] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        where = self.label or "task"
+        guests = parse_guests(self.guests, f"{where}: guests")
+        if isinstance(self.n_samples, bool) or not isinstance(self.n_samples, int) or self.n_samples < 1:
+            raise ChggenError(f"{where}: n_samples must be a positive integer, got {self.n_samples!r}")
+        numbers = [Element(symbol).Z for symbol, count in guests.items() for _ in range(count)]
+        object.__setattr__(self, "guests", guests)
+        object.__setattr__(self, "guest_numbers", numbers)
+
+    @property
+    def atomic_numbers(self) -> list[int]:
+        return list(self.host.atomic_numbers) + self.guest_numbers
+
+
+def tasks_to_batch(tasks: list[InpaintTask]) -> CrystalBatch:
+    """Every sample of every task as one crystal: host atoms first (fixed), then guests (free)."""
+    frac, lattice, numbers, crystal, fixed = [], [], [], [], []
+    index = 0
+    for task in tasks:
+        host_frac = torch.tensor(task.host.frac_coords, dtype=torch.float64).reshape(-1, 3)
+        n_host, n_guest = len(task.host), len(task.guest_numbers)
+        for _ in range(task.n_samples):
+            frac.append(torch.cat([host_frac, torch.zeros(n_guest, 3, dtype=torch.float64)]))
+            lattice.append(torch.tensor(task.host.lattice.matrix, dtype=torch.float64))
+            numbers.append(torch.tensor(task.atomic_numbers, dtype=torch.long))
+            crystal.append(torch.full((n_host + n_guest,), index, dtype=torch.long))
+            fixed.append(torch.arange(n_host + n_guest) < n_host)
+            index += 1
+    if index == 0:
+        raise ChggenError("no tasks to sample")
+    return CrystalBatch(torch.cat(frac), torch.stack(lattice), torch.cat(numbers), torch.cat(crystal),
+                        torch.cat(fixed))
+
+
+def batch_to_structures(tasks: list[InpaintTask], frac_coords: torch.Tensor) -> list[list[Structure]]:
+    """Per task, its samples as Structures: the host's own sites, then the generated guests."""
+    frac = frac_coords.detach().to("cpu", torch.float64).numpy()
+    out, start = [], 0
+    for task in tasks:
+        samples = []
+        n_host, n_guest = len(task.host), len(task.guest_numbers)
+        guest_species = [Element.from_Z(z) for z in task.guest_numbers]
+        for _ in range(task.n_samples):
+            block = frac[start:start + n_host + n_guest]
+            structure = task.host.copy()
+            for site, coords in zip(structure, block[:n_host]):
+                site.frac_coords = coords
+            for species, coords in zip(guest_species, block[n_host:]):
+                structure.append(species, coords)
+            samples.append(structure)
+            start += n_host + n_guest
+        out.append(samples)
+    return out

@@ -1,0 +1,9 @@
+"""The one exception users see.
+
+Every check on user input raises `ChggenError` with a single line that names the file, field or value
+at fault and, where there is one, the fix. The CLI prints that line and exits 2 instead of a traceback.
+"""
+
+
+class ChggenError(ValueError):
+    """Bad input or an unrecoverable condition, explained in one line."""

@@ -1,0 +1,1 @@
+"""Post-processing of generated structures: relaxation, symmetry, stability, metrics."""

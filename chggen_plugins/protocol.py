@@ -1,0 +1,124 @@
+"""The contract between the core sampler and a score model: read this file to write an adapter.
+
+Three things cross the boundary:
+
+* `CrystalBatch` -- many crystals as flat tensors (one graph), with a `fixed` mask marking host atoms.
+* `NoiseProcess` -- the forward diffusion a model was trained with, and the reverse moves it allows.
+* `ScoreModel` -- a network (or formula) giving the score of the noisy positions at a noise level.
+
+Conventions every implementation follows:
+
+* Positions live in the batch as fractional coordinates, float64, shape [N, 3]. Lattice rows are the
+  cell vectors, so Cartesian = frac @ lattice[batch]. Lattice and species are never changed.
+* Noise levels are integers. Level `num_levels - 1` is the noisiest (the prior), level 0 the least
+  noisy, and level -1 means clean data. A reverse (predictor) step goes from level `l` to `l - 1`.
+* `ScoreModel.score(batch, level)` returns the score (gradient of log density of the noisy positions)
+  *in the coordinates of its noise process*: Angstrom^-1 for a Cartesian process, per unit fractional
+  coordinate for a fractional one. An adapter converts its network's raw output (epsilon, score x
+  sigma, minus normalised score, ...) into that before returning. It may compute in float32 and
+  return any float dtype; the sampler keeps its state in float64.
+* The sampler alone owns the `fixed` mask: a model scores every atom, and a noise process moves
+  every atom; neither needs to look at the mask.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Protocol, runtime_checkable
+
+import torch
+from torch import Tensor
+
+
+@dataclass(frozen=True)
+class CrystalBatch:
+    """Several crystals as one flat graph.
+
+    frac_coords     [N, 3] float64  fractional coordinates (noisy during sampling)
+    lattice         [B, 3, 3] float64  rows are the cell vectors a, b, c in Angstrom
+    atomic_numbers  [N] int64
+    batch           [N] int64  index of the crystal each atom belongs to, sorted, 0..B-1
+    fixed           [N] bool  True for host atoms (known, kept), False for guests (generated)
+    """
+
+    frac_coords: Tensor
+    lattice: Tensor
+    atomic_numbers: Tensor
+    batch: Tensor
+    fixed: Tensor
+
+    @property
+    def num_crystals(self) -> int:
+        return int(self.lattice.shape[0])
+
+    @property
+    def num_atoms(self) -> Tensor:
+        """[B] atoms per crystal."""
+        return torch.bincount(self.batch, minlength=self.num_crystals)
+
+    @property
+    def device(self) -> torch.device:
+        return self.frac_coords.device
+
+    def atom_lattice(self) -> Tensor:
+        """[N, 3, 3] the cell of each atom's crystal."""
+        return self.lattice[self.batch]
+
+    def cart_coords(self) -> Tensor:
+        """[N, 3] Cartesian positions in Angstrom."""
+        return torch.einsum("ni,nij->nj", self.frac_coords, self.atom_lattice())
+
+    def with_frac_coords(self, frac_coords: Tensor) -> "CrystalBatch":
+        return replace(self, frac_coords=frac_coords)
+
+    def to(self, device: torch.device | str) -> "CrystalBatch":
+        return CrystalBatch(*(t.to(device) for t in (self.frac_coords, self.lattice,
+                                                      self.atomic_numbers, self.batch, self.fixed)))
+
+
+@runtime_checkable
+class NoiseProcess(Protocol):
+    """The forward process a model was trained with, and one reverse move of each kind.
+
+    Every method takes and returns fractional coordinates [N, 3] (wrapped into [0, 1) where noise was
+    added) and draws randomness only from `generator`, so a seeded run is reproducible.
+    """
+
+    num_levels: int
+    corrector_steps: int
+
+    def prior(self, batch: CrystalBatch, generator: torch.Generator) -> Tensor:
+        """A sample of every atom from the noisiest level (positions in `batch` are ignored)."""
+
+    def marginal(self, frac0: Tensor, level: int, batch: CrystalBatch,
+                 generator: torch.Generator) -> Tensor:
+        """x_level ~ q(x_level | x_0 = frac0). Level -1 returns `frac0` itself, bit for bit."""
+
+    def renoise(self, frac: Tensor, from_level: int, to_level: int, batch: CrystalBatch,
+                generator: torch.Generator) -> Tensor:
+        """x_to ~ q(x_to | x_from) for to_level > from_level (the RePaint jump back)."""
+
+    def predictor_step(self, frac: Tensor, score: Tensor, level: int, batch: CrystalBatch,
+                       generator: torch.Generator) -> Tensor:
+        """One reverse step from `level` to `level - 1` given the score at `level`."""
+
+    def corrector_step(self, frac: Tensor, score: Tensor, level: int, batch: CrystalBatch,
+                       generator: torch.Generator) -> Tensor:
+        """One Langevin step that leaves the marginal at `level` invariant."""
+
+    def describe(self) -> str:
+        """One line for listings, e.g. 'VE cartesian, sigma 10 -> 0.01 A, 200 levels'."""
+
+
+@runtime_checkable
+class ScoreModel(Protocol):
+    """What the sampler asks of a backend. Loading is the adapter's business (see hookspecs)."""
+
+    noise_process: NoiseProcess
+    elements: frozenset[int]  # atomic numbers the model can score
+
+    def score(self, batch: CrystalBatch, level: int) -> Tensor:
+        """[N, 3] score of the noisy positions at `level`, in the noise process's coordinates."""
+
+    def to(self, device: torch.device | str) -> "ScoreModel":
+        """Move the model's parameters; the sampler moves the batch."""

@@ -1,0 +1,1 @@
+"""Tensors only: noise ladders, RePaint schedules, VE noise processes and the inpainting loop."""

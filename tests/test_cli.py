@@ -1,0 +1,97 @@
+"""The `chggen` command as a newcomer uses it: help, one inpaint run, one-line errors."""
+
+import subprocess
+
+import numpy as np
+import pytest
+from ase.io import read
+from pymatgen.core import Lattice, Structure
+
+from chggen_plugins.cli import main
+
+
+@pytest.fixture
+def files(tmp_path, reference, host):
+    reference.to(filename=str(tmp_path / "full.cif"))
+    host.to(filename=str(tmp_path / "host.cif"))
+    return tmp_path
+
+
+def inpaint_args(files, *extra):
+    return ["inpaint", str(files / "host.cif"), "--guest", "Li:2", "--model", "analytic",
+            "--model-source", str(files / "full.cif"), "--samples", "3", "--seed", "4",
+            "--jump-length", "5", "-q", *extra]
+
+
+def test_help_is_there_for_the_installed_command():
+    result = subprocess.run(["chggen", "inpaint", "--help"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0
+    for flag in ("--guest", "--samples", "--model", "--out", "--seed", "--resamples"):
+        assert flag in result.stdout
+
+
+def test_inpaint_writes_extxyz_with_the_host_intact(files, host, capsys):
+    out = files / "out.extxyz"
+    assert main(inpaint_args(files, "--out", str(out))) == 0
+    assert "wrote 3 structures" in capsys.readouterr().out
+    frames = read(out, index=":")
+    assert len(frames) == 3
+    for frame in frames:
+        assert frame.get_chemical_formula() == "Li2Si4"
+        assert np.allclose(frame.get_scaled_positions(wrap=False)[:4], host.frac_coords, atol=1e-8)
+        assert frame.info["model"] == "analytic" and frame.info["guests"] == "Li:2"
+    # the same seed gives the same structures
+    again = files / "again.extxyz"
+    main(inpaint_args(files, "--out", str(again)))
+    assert np.array_equal(read(again, index=":")[2].positions, frames[2].positions)
+
+
+def test_inpaint_writes_cif(files):
+    out = files / "out.cif"
+    assert main(inpaint_args(files, "--out", str(out))) == 0
+    assert len(read(out, index=":")) == 3
+
+
+def one_line_error(capsys, argv):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    return err[0]
+
+
+def test_missing_host_file(files, capsys):
+    argv = inpaint_args(files, "--out", str(files / "o.extxyz"))
+    argv[1] = str(files / "nowhere.cif")
+    assert "nowhere.cif: no such file" in one_line_error(capsys, argv)
+
+
+def test_partial_occupancy_host(files, capsys):
+    Structure(Lattice.cubic(5), [{"Si": 0.5, "Ge": 0.5}], [[0, 0, 0]]).to(filename=str(files / "host.cif"))
+    line = one_line_error(capsys, inpaint_args(files, "--out", str(files / "o.extxyz")))
+    assert "partial occupancy" in line and "order it first" in line
+
+
+def test_unknown_model_lists_installed(files, capsys):
+    argv = inpaint_args(files, "--out", str(files / "o.extxyz"))
+    argv[argv.index("analytic")] = "mattergen-xl"
+    assert "unknown model 'mattergen-xl'; installed models: analytic" in one_line_error(capsys, argv)
+
+
+def test_guest_unknown_to_the_model(files, capsys):
+    argv = inpaint_args(files, "--out", str(files / "o.extxyz"))
+    argv[argv.index("Li:2")] = "Na:2"
+    assert "element(s) Na unknown to AnalyticSiteModel" in one_line_error(capsys, argv)
+
+
+def test_bad_output_name(files, capsys):
+    assert "--out" in one_line_error(capsys, inpaint_args(files, "--out", str(files / "o.pdb")))
+
+
+@pytest.mark.parametrize("guest", ["Li:0", "Li:x", "Li"])
+def test_bad_guest_count_is_an_argparse_error(files, capsys, guest):
+    argv = inpaint_args(files, "--out", str(files / "o.extxyz"))
+    argv[argv.index("Li:2")] = guest
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    assert "--guest" in capsys.readouterr().err

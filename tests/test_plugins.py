@@ -1,0 +1,130 @@
+"""Discovery through the `chggen` entry-point group, exactly as a pip-installed adapter is found."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pluggy
+import pytest
+
+from chggen_plugins import hookspecs
+from chggen_plugins.errors import ChggenError
+from chggen_plugins.plugins import installed_models, load_model
+
+FAKE_PLUGIN = '''
+from pymatgen.core import Lattice, Structure
+
+from chggen_plugins.analytic import AnalyticSiteModel
+from chggen_plugins.hookspecs import ModelSpec, hookimpl
+from chggen_plugins.sampling.noise import FractionalVE
+
+
+def load(source):
+    reference = Structure(Lattice.cubic(4.0), ["Zn", "S"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    return AnalyticSiteModel(reference, 0.02, FractionalVE(num_levels={levels}))
+
+
+@hookimpl
+def chggen_score_models():
+    return [ModelSpec(name="{name}", load=load, summary="a toy adapter for tests")]
+'''
+
+
+def make_distribution(root, package, name, version="1.2.3", levels=50, entry_name=None):
+    """A pip-style installed distribution: a package plus a dist-info with an entry point."""
+    (root / package).mkdir()
+    (root / package / "__init__.py").write_text("")
+    (root / package / "plugin.py").write_text(FAKE_PLUGIN.format(name=name, levels=levels))
+    info = root / f"{package}-{version}.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {package}\nVersion: {version}\n")
+    (info / "entry_points.txt").write_text(f"[chggen]\n{entry_name or name} = {package}.plugin\n")
+
+
+def run_chggen(args, pythonpath):
+    env = dict(os.environ, PYTHONPATH=str(pythonpath))
+    return subprocess.run([sys.executable, "-m", "chggen_plugins.cli", *args], env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_models_lists_an_installed_adapter_with_its_origin(tmp_path):
+    make_distribution(tmp_path, "toy_adapter", "toy")
+    result = run_chggen(["models"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    toy = next(line for line in result.stdout.splitlines() if line.startswith("toy "))
+    assert "S Zn" in toy and "FractionalVE" in toy and "50 levels" in toy
+    assert "toy_adapter 1.2.3 (toy_adapter.plugin)" in toy
+    # the core's own sanity-check models come through the same entry-point group
+    assert any(line.startswith("analytic ") and "chggen-plugins" in line
+               for line in result.stdout.splitlines())
+
+
+def test_inpaint_with_an_adapter_model_end_to_end(tmp_path):
+    make_distribution(tmp_path, "toy_adapter", "toy", levels=12)
+    from pymatgen.core import Lattice, Structure
+    Structure(Lattice.cubic(4.0), ["Zn"], [[0, 0, 0]]).to(filename=str(tmp_path / "zn.cif"))
+    out = tmp_path / "out.extxyz"
+    result = run_chggen(["inpaint", str(tmp_path / "zn.cif"), "--guest", "S:1", "--model", "toy",
+                         "--samples", "3", "--seed", "1", "--resamples", "1", "--out", str(out), "-q"],
+                        tmp_path)
+    assert result.returncode == 0, result.stderr
+    from ase.io import read
+    frames = read(out, index=":")
+    assert len(frames) == 3 and all(f.get_chemical_formula() == "SZn" for f in frames)
+
+
+@pytest.mark.parametrize("clash,message", [
+    ("model", "model name 'same' is registered twice"),
+    ("entry point", "plugin name 'same' is declared by both"),
+])
+def test_two_plugins_claiming_one_name_is_an_error(tmp_path, clash, message):
+    """Two packages offering one model name, or one entry-point name (pluggy would drop one)."""
+    make_distribution(tmp_path, "toy_one", "same", entry_name=None if clash == "entry point" else "one")
+    make_distribution(tmp_path, "toy_two", "same", entry_name=None if clash == "entry point" else "two")
+    result = run_chggen(["models"], tmp_path)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def _manager_with(*plugins):
+    manager = pluggy.PluginManager(hookspecs.PROJECT)
+    manager.add_hookspecs(hookspecs)
+    for plugin in plugins:
+        manager.register(plugin)
+    return manager
+
+
+def test_unknown_model_lists_the_installed_ones():
+    with pytest.raises(ChggenError, match=r"unknown model 'nope'; installed models: analytic, "
+                                          r"analytic-fractional"):
+        load_model("nope")
+
+
+def test_a_plugin_returning_something_else_is_refused():
+    class Broken:
+        @hookspecs.hookimpl
+        def chggen_score_models(self):
+            return [hookspecs.ModelSpec("broken", lambda source: object(), "returns junk")]
+
+    manager = _manager_with(Broken())
+    assert list(installed_models(manager)) == ["broken"]
+    with pytest.raises(ChggenError, match="does not implement chggen_plugins.protocol.ScoreModel"):
+        load_model("broken", manager=manager)
+
+
+def test_model_that_needs_a_source_says_so():
+    with pytest.raises(ChggenError, match="needs --model-source"):
+        load_model("analytic")
+
+
+def test_the_core_never_imports_an_adapter():
+    """Adapters are found by entry point only: no core module names one."""
+    import pathlib
+
+    core = pathlib.Path(hookspecs.__file__).parent
+    for path in core.rglob("*.py"):
+        text = path.read_text()
+        for adapter in ("adapters", "chggen_native", "chggen_mattergen", "chggen_diffcsp"):
+            assert f"import {adapter}" not in text and f"from {adapter}" not in text, path
