@@ -50,24 +50,39 @@ class InpaintTask:
         return list(self.host.atomic_numbers) + self.guest_numbers
 
 
+def _assemble(crystals: list[tuple[torch.Tensor, torch.Tensor, list[int], int]]) -> CrystalBatch:
+    """(frac [n, 3], lattice [3, 3], atomic numbers, number of fixed leading atoms) per crystal."""
+    if not crystals:
+        raise ChggenError("no crystals to batch")
+    sizes = torch.tensor([len(numbers) for _, _, numbers, _ in crystals])
+    return CrystalBatch(
+        frac_coords=torch.cat([frac for frac, _, _, _ in crystals]),
+        lattice=torch.stack([lattice for _, lattice, _, _ in crystals]),
+        atomic_numbers=torch.tensor([z for _, _, numbers, _ in crystals for z in numbers], dtype=torch.long),
+        batch=torch.repeat_interleave(torch.arange(len(crystals)), sizes),
+        fixed=torch.cat([torch.arange(len(numbers)) < n_fixed for _, _, numbers, n_fixed in crystals]))
+
+
+def _frac(structure: Structure) -> torch.Tensor:
+    return torch.tensor(structure.frac_coords, dtype=torch.float64).reshape(-1, 3)
+
+
+def _lattice(structure: Structure) -> torch.Tensor:
+    return torch.tensor(structure.lattice.matrix, dtype=torch.float64)
+
+
 def tasks_to_batch(tasks: list[InpaintTask]) -> CrystalBatch:
     """Every sample of every task as one crystal: host atoms first (fixed), then guests (free)."""
-    frac, lattice, numbers, crystal, fixed = [], [], [], [], []
-    index = 0
+    crystals = []
     for task in tasks:
-        host_frac = torch.tensor(task.host.frac_coords, dtype=torch.float64).reshape(-1, 3)
-        n_host, n_guest = len(task.host), len(task.guest_numbers)
-        for _ in range(task.n_samples):
-            frac.append(torch.cat([host_frac, torch.zeros(n_guest, 3, dtype=torch.float64)]))
-            lattice.append(torch.tensor(task.host.lattice.matrix, dtype=torch.float64))
-            numbers.append(torch.tensor(task.atomic_numbers, dtype=torch.long))
-            crystal.append(torch.full((n_host + n_guest,), index, dtype=torch.long))
-            fixed.append(torch.arange(n_host + n_guest) < n_host)
-            index += 1
-    if index == 0:
-        raise ChggenError("no tasks to sample")
-    return CrystalBatch(torch.cat(frac), torch.stack(lattice), torch.cat(numbers), torch.cat(crystal),
-                        torch.cat(fixed))
+        frac = torch.cat([_frac(task.host), torch.zeros(len(task.guest_numbers), 3, dtype=torch.float64)])
+        crystals += [(frac, _lattice(task.host), task.atomic_numbers, len(task.host))] * task.n_samples
+    return _assemble(crystals)
+
+
+def structures_to_batch(structures: list[Structure]) -> CrystalBatch:
+    """Complete crystals as one batch, every atom free (training data, scoring known structures)."""
+    return _assemble([(_frac(s), _lattice(s), list(s.atomic_numbers), 0) for s in structures])
 
 
 def batch_to_structures(tasks: list[InpaintTask], frac_coords: torch.Tensor) -> list[list[Structure]]:

@@ -10,8 +10,9 @@ import torch
 from ase.io import write as write_atoms
 from pymatgen.core import Element
 
+from .datasets.build import add_build_arguments, run_build
 from .errors import ChggenError
-from .plugins import installed_models, load_model
+from .plugins import installed_models, load_model, plugin_manager
 from .pipeline import inpaint
 from .structures import read_structure, to_atoms
 
@@ -79,6 +80,25 @@ def cmd_inpaint(args: argparse.Namespace) -> None:
     print(f"wrote {len(frames)} structures to {out}")
 
 
+def cmd_campaign(args: argparse.Namespace) -> None:
+    from .config import load_config  # the campaign pulls in CHGNet and matplotlib: only when asked
+    from .workflow import run_campaign
+
+    run_campaign(load_config(Path(args.config)), progress=not args.quiet)
+
+
+def _config_example() -> str:
+    """The annotated example config from `chggen_plugins.config`'s docstring."""
+    from . import config
+
+    return config.__doc__.split("A full example with every key and its default:\n", 1)[1]
+
+
+def cmd_dataset_build(args: argparse.Namespace) -> None:
+    summary = run_build(args)
+    print(f"distinct structures per system: {summary.counts}; this run: {dict(summary.outcomes)}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="chggen",
@@ -117,16 +137,47 @@ def build_parser() -> argparse.ArgumentParser:
     paint.add_argument("--device", default="cpu", help="torch device (default cpu)")
     paint.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     paint.set_defaults(run=cmd_inpaint)
+
+    campaign = commands.add_parser(
+        "campaign", help="run (or resume) a CHGGen campaign from a TOML config",
+        description="The CHGGen workflow per composition: random cells -> unconditional generation -> "
+                    "CHGNet relaxation -> symmetrized hosts -> inpainting -> relaxation -> space group "
+                    "-> Ed -> shortlist. Every structure goes to OUTPUT/results.db as it is finished; "
+                    "running the same command again resumes. Writes summary.csv, plots/*.png, "
+                    "shortlist/*.cif and r2SCAN inputs (r2scan/, no POTCARs).",
+        epilog="Example:\n  chggen campaign li_si.toml\n\nConfig (TOML; every key with its default, only "
+               "model.name and one [[compositions]] with formula and guests are required):\n"
+               + _config_example(),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    campaign.add_argument("config", help="campaign config file (TOML)")
+    campaign.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    campaign.set_defaults(run=cmd_campaign)
+
+    dataset = commands.add_parser("dataset", help="build a relaxed-structure training dataset",
+                                  description="Training data the project makes itself.")
+    dataset_commands = dataset.add_subparsers(dest="dataset_command", required=True, metavar="ACTION")
+    build = dataset_commands.add_parser(
+        "build", help="random symmetric crystals + AFLOW prototypes, CHGNet-relaxed, de-duplicated",
+        description="Relax PyXtal random symmetric crystals and decorated AFLOW prototypes of each "
+                    "chemical system with CHGNet, drop duplicates (StructureMatcher), and append every "
+                    "kept structure to OUT_DIR/structures.w<worker>.extxyz with its energy. Resumes: "
+                    "attempted tasks are recorded in OUT_DIR/attempts.w<worker>.jsonl. Run several "
+                    "workers (--worker k --workers n) in parallel on one folder.",
+        epilog="Example:\n  chggen dataset build data/dataset --systems Li-Si Zn-P-S --target 500",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_build_arguments(build)
+    build.set_defaults(run=cmd_dataset_build)
+
+    plugin_manager().hook.chggen_add_commands(commands=commands)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.threads < 1:
-        print("chggen: error: --threads must be >= 1", file=sys.stderr)
-        return 2
-    torch.set_num_threads(args.threads)
     try:
+        args = build_parser().parse_args(argv)  # building it loads the plugins, which may clash
+        if args.threads < 1:
+            raise ChggenError("--threads must be >= 1")
+        torch.set_num_threads(args.threads)
         args.run(args)
     except ChggenError as error:
         print(f"chggen: error: {error}", file=sys.stderr)

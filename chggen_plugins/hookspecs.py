@@ -15,6 +15,7 @@ module in the entry-point group ``chggen`` and mark functions there with ``@hook
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass
 from typing import Callable
 
@@ -45,3 +46,12 @@ class ModelSpec:
 @hookspec
 def chggen_score_models() -> list[ModelSpec]:
     """Return the score models this plugin provides (names must be unique across plugins)."""
+
+
+@hookspec
+def chggen_add_commands(commands: argparse._SubParsersAction) -> None:
+    """Add subcommands to `chggen` (e.g. a backend's `train`).
+
+    Call ``commands.add_parser(...)`` and ``set_defaults(run=function)``; `function(args)` runs the
+    command and raises ChggenError for bad input, which the CLI prints as one line (exit status 2).
+    """

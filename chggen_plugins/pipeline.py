@@ -25,7 +25,7 @@ def _resolve_model(model: ModelLike, device: str) -> ScoreModel:
     return model.to(device)
 
 
-def _check_elements(model: ScoreModel, tasks: Sequence[InpaintTask]) -> None:
+def check_elements(model: ScoreModel, tasks: Sequence[InpaintTask]) -> None:
     for task in tasks:
         unknown = sorted(set(task.atomic_numbers) - set(model.elements))
         if unknown:
@@ -44,7 +44,7 @@ def sample_tasks(tasks: Sequence[InpaintTask], model: ModelLike, seed: int | Non
     """
     model = _resolve_model(model, device)
     tasks = list(tasks)
-    _check_elements(model, tasks)
+    check_elements(model, tasks)
     batch = tasks_to_batch(tasks).to(device)
     generator = torch.Generator(device=device)
     if seed is None:

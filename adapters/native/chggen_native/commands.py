@@ -1,0 +1,57 @@
+"""`chggen train`: the native backend's command, contributed through the chggen_add_commands hook."""
+
+from __future__ import annotations
+
+import argparse
+from collections import Counter
+from pathlib import Path
+
+import torch
+
+from chggen_plugins.datasets.readers import read_dataset
+
+from .network import NetworkConfig
+from .train import TrainSettings, split_dataset, train, validation_loss
+from .model import NativeScoreModel
+
+
+def add_train_command(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "train", help="train the native score network on a structure dataset",
+        description="Denoising score matching of the native equivariant network over the sampler's "
+                    "noise ladder. Resumes when OUT already holds a run; writes OUT/best.pt (use it "
+                    "as --model-source for the model 'native'), OUT/log.csv as it goes.",
+        epilog="Example:\n  chggen train data/dataset --out runs/native --steps 20000",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("data", type=Path, help="dataset: extxyz, ase.db, CDVAE-style CSV, CIF or a folder")
+    parser.add_argument("--out", type=Path, required=True, help="run directory (created; resumed if present)")
+    defaults, network = TrainSettings(), NetworkConfig()
+    parser.add_argument("--steps", type=int, default=defaults.steps)
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument("--lr", type=float, default=defaults.learning_rate)
+    parser.add_argument("--val-fraction", type=float, default=defaults.val_fraction)
+    parser.add_argument("--eval-every", type=int, default=defaults.eval_every)
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--features", type=int, default=network.features)
+    parser.add_argument("--layers", type=int, default=network.layers)
+    parser.add_argument("--cutoff", type=float, default=network.cutoff, help="Angstrom")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(run=run_train)
+
+
+def run_train(args: argparse.Namespace) -> None:
+    records = read_dataset(args.data)
+    structures = [record.structure for record in records]
+    systems = Counter(str(record.info.get("system", "unlabelled")) for record in records)
+    recipe = {"data": str(args.data), "structures": len(structures), "systems": dict(systems)}
+    settings = TrainSettings(steps=args.steps, batch_size=args.batch_size, learning_rate=args.lr,
+                             val_fraction=args.val_fraction, eval_every=args.eval_every, seed=args.seed)
+    config = NetworkConfig(features=args.features, layers=args.layers, cutoff=args.cutoff)
+    print(f"{len(structures)} structures from {args.data}: {dict(systems)}; torch threads "
+          f"{torch.get_num_threads()}")
+    model = train(structures, args.out, settings, config, recipe, progress=not args.quiet)
+    _, val = split_dataset(structures, settings.val_fraction)
+    untrained = NativeScoreModel.untrained(model.elements, model.network.config, seed=settings.seed)
+    print(f"best validation loss {model.metadata['val_loss']:.4f} at step {model.metadata['step']} "
+          f"(untrained network on the same {len(val)} held-out structures: "
+          f"{validation_loss(untrained, val):.4f}); weights: {args.out / 'best.pt'}")

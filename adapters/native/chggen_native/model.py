@@ -1,0 +1,125 @@
+"""The native network as a chggen ScoreModel, and its checkpoint file.
+
+A checkpoint is one torch file holding only tensors and plain containers (so it loads with
+`weights_only=True`): the network's hyperparameters, the elements it was trained on, its noise
+process, its weights, and free-form metadata (the training data's recipe, the training run).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from chggen_plugins.errors import ChggenError
+from chggen_plugins.protocol import CrystalBatch
+from chggen_plugins.sampling.noise import CartesianVE
+
+from .network import NetworkConfig, ScoreNetwork
+
+FORMAT = "chggen-native/1"
+
+
+def noise_settings(process: CartesianVE) -> dict[str, float | int]:
+    return {"sigma_max": float(process.sigmas[-1]), "sigma_min": float(process.sigmas[0]),
+            "num_levels": process.num_levels, "corrector_steps": process.corrector_steps,
+            "snr": process.snr}
+
+
+class NativeScoreModel:
+    """Cartesian VE score model: score = network output / sigma (the network predicts sigma * score)."""
+
+    def __init__(self, network: ScoreNetwork, elements: frozenset[int],
+                 noise_process: CartesianVE | None = None, metadata: dict[str, Any] | None = None) -> None:
+        config = network.config
+        self.network = network
+        self.elements = frozenset(int(z) for z in elements)
+        self.noise_process = noise_process or CartesianVE(config.sigma_max, config.sigma_min)
+        self.metadata = dict(metadata or {})
+        too_heavy = [z for z in self.elements if not 0 < z <= config.max_z]
+        if too_heavy:
+            raise ChggenError(f"elements {too_heavy} are outside the network's embedding (1..{config.max_z})")
+
+    @classmethod
+    def untrained(cls, elements: frozenset[int], config: NetworkConfig = NetworkConfig(),
+                  seed: int = 0) -> "NativeScoreModel":
+        torch.manual_seed(seed)
+        return cls(ScoreNetwork(config), elements)
+
+    def with_levels(self, num_levels: int) -> "NativeScoreModel":
+        """The same network on a coarser or finer ladder over the same sigma range: the network is
+        conditioned on sigma itself, so any ladder inside its training range is valid."""
+        process = self.noise_process
+        ladder = CartesianVE(float(process.sigmas[-1]), float(process.sigmas[0]), num_levels,
+                             process.corrector_steps, process.snr)
+        return NativeScoreModel(self.network, self.elements, ladder, self.metadata)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.network.parameters()).device
+
+    def to(self, device: torch.device | str) -> "NativeScoreModel":
+        self.network.to(device)
+        return self
+
+    def network_output(self, batch: CrystalBatch, sigma: Tensor) -> Tensor:
+        """[N, 3] sigma * score for per-atom noise levels `sigma` [N] (training calls this too)."""
+        dtype = next(self.network.parameters()).dtype
+        return self.network(batch.frac_coords.to(dtype), batch.lattice.to(dtype), batch.atomic_numbers,
+                            batch.batch, sigma.to(dtype))
+
+    @torch.no_grad()
+    def score(self, batch: CrystalBatch, level: int) -> Tensor:
+        sigma = self.noise_process.sigma(level)
+        sigmas = torch.full((len(batch.atomic_numbers),), sigma, device=batch.device)
+        return self.network_output(batch, sigmas).to(torch.float64) / sigma
+
+    def state(self) -> dict[str, Any]:
+        """Everything the model is, as tensors and plain containers."""
+        return {"format": FORMAT, "network": self.network.config.to_dict(),
+                "noise": noise_settings(self.noise_process), "elements": sorted(self.elements),
+                "metadata": self.metadata, "state_dict": self.network.state_dict()}
+
+    @classmethod
+    def from_state(cls, state: Any, where: str, device: str = "cpu") -> "NativeScoreModel":
+        if not isinstance(state, dict) or state.get("format") != FORMAT:
+            raise ChggenError(f"{where}: not a chggen native checkpoint (expected format {FORMAT!r})")
+        network = ScoreNetwork(NetworkConfig(**state["network"]))
+        try:
+            network.load_state_dict(state["state_dict"])
+        except RuntimeError as error:
+            lines = str(error).splitlines()
+            raise ChggenError(f"{where}: weights do not match the recorded network "
+                              f"({(lines[1] if len(lines) > 1 else lines[0]).strip()})") from None
+        network.eval()
+        return cls(network.to(device), frozenset(state["elements"]), CartesianVE(**state["noise"]),
+                   state.get("metadata", {}))
+
+    def save(self, path: Path) -> None:
+        save_atomically(self.state(), path)
+
+    @classmethod
+    def load(cls, path: Path, device: str = "cpu") -> "NativeScoreModel":
+        return cls.from_state(read_checkpoint(path, device), str(path), device)
+
+
+def save_atomically(state: dict[str, Any], path: Path) -> None:
+    """Write via a temporary name: a run killed while saving never leaves a truncated file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    torch.save(state, partial)
+    partial.replace(path)
+
+
+def read_checkpoint(path: Path, device: str = "cpu") -> Any:
+    """A torch file of tensors and plain containers only (weights_only: no code runs on load)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ChggenError(f"{path}: no such native checkpoint")
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except Exception as error:  # unpickling errors come in many types
+        raise ChggenError(f"{path}: not a readable torch checkpoint ({type(error).__name__})") from None

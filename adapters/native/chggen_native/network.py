@@ -1,0 +1,132 @@
+"""The native score network: PaiNN-style equivariant message passing, conditioned on the noise level.
+
+Each atom carries F scalar channels s [N, F] and F vector channels v [N, 3, F]. Messages mix
+neighbours' features through radial filters of the edge length and the edge direction; vectors
+are only ever scaled by scalars, summed, or dotted with each other, so rotating the crystal rotates
+every vector feature and the output, and leaves the scalars alone (SE(3)-equivariance, tested).
+The noise level enters every layer as a learned embedding of log sigma, so the network knows how
+far atoms may be from their sites (the CHGGen authors' model was blind to it and divided by sigma).
+The output is sigma times the score, a vector per atom of order one at every level.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import Tensor, nn
+
+from .graph import radius_graph
+
+_EPS = 1e-8
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    features: int = 64
+    layers: int = 3
+    cutoff: float = 6.0            # Angstrom
+    radial_basis: int = 16
+    noise_basis: int = 16
+    sigma_min: float = 0.01        # range of the noise embedding (the training ladder)
+    sigma_max: float = 10.0
+    neighbour_norm: float = 16.0   # messages are summed then divided by this (typical degree)
+    max_z: int = 100
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _mlp(width_in: int, width_hidden: int, width_out: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(width_in, width_hidden), nn.SiLU(), nn.Linear(width_hidden, width_out))
+
+
+class RadialBasis(nn.Module):
+    """sin(k pi r / rc) / r, k = 1..n, times a cosine envelope that reaches zero at the cutoff."""
+
+    def __init__(self, size: int, cutoff: float) -> None:
+        super().__init__()
+        self.cutoff = cutoff
+        self.register_buffer("frequencies", torch.arange(1, size + 1, dtype=torch.float32) * math.pi / cutoff)
+
+    def forward(self, distance: Tensor) -> Tensor:
+        d = distance.unsqueeze(1)
+        envelope = 0.5 * (torch.cos(math.pi * d / self.cutoff) + 1.0)
+        return torch.sin(self.frequencies * d) / d.clamp_min(_EPS) * envelope
+
+
+class NoiseEmbedding(nn.Module):
+    """Gaussian bumps along log sigma across the training ladder, then an MLP."""
+
+    def __init__(self, config: NetworkConfig) -> None:
+        super().__init__()
+        low, high = math.log(config.sigma_min), math.log(config.sigma_max)
+        self.register_buffer("centres", torch.linspace(low, high, config.noise_basis))
+        self.width = (high - low) / (config.noise_basis - 1)
+        self.mlp = _mlp(config.noise_basis, config.features, config.features)
+
+    def forward(self, sigma: Tensor) -> Tensor:
+        bumps = torch.exp(-0.5 * ((torch.log(sigma).unsqueeze(1) - self.centres) / self.width) ** 2)
+        return self.mlp(bumps)
+
+
+class Interaction(nn.Module):
+    """One message (neighbours -> atom) and one update (within the atom) block."""
+
+    def __init__(self, config: NetworkConfig) -> None:
+        super().__init__()
+        f = config.features
+        self.features = f
+        self.norm = config.neighbour_norm
+        self.noise = nn.Linear(f, f)
+        self.message = _mlp(f, f, 3 * f)
+        self.filter = nn.Linear(config.radial_basis, 3 * f)
+        self.mix_u = nn.Linear(f, f, bias=False)
+        self.mix_v = nn.Linear(f, f, bias=False)
+        self.update = _mlp(2 * f, f, 3 * f)
+
+    def forward(self, s: Tensor, v: Tensor, noise: Tensor, source: Tensor, target: Tensor,
+                radial: Tensor, direction: Tensor) -> tuple[Tensor, Tensor]:
+        f = self.features
+        s = s + self.noise(noise)
+        gates = self.message(s)[source] * self.filter(radial)
+        gate_s, gate_vv, gate_vr = gates.split(f, dim=1)
+        edge_v = v[source] * gate_vv.unsqueeze(1) + direction.unsqueeze(2) * gate_vr.unsqueeze(1)
+        s = s + torch.zeros_like(s).index_add_(0, target, gate_s) / self.norm
+        v = v + torch.zeros_like(v).index_add_(0, target, edge_v) / self.norm
+
+        u, w = self.mix_u(v), self.mix_v(v)
+        w_norm = torch.sqrt(w.pow(2).sum(dim=1) + _EPS)
+        a_vv, a_sv, a_ss = self.update(torch.cat([s, w_norm], dim=1)).split(f, dim=1)
+        v = v + a_vv.unsqueeze(1) * u
+        s = s + a_sv * (u * w).sum(dim=1) + a_ss
+        return s, v
+
+
+class ScoreNetwork(nn.Module):
+    """frac coords, lattice, species, crystal index, per-atom sigma -> sigma * score [N, 3] (A^-1 * A)."""
+
+    def __init__(self, config: NetworkConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.embedding = nn.Embedding(config.max_z + 1, config.features)
+        self.noise_embedding = NoiseEmbedding(config)
+        self.radial = RadialBasis(config.radial_basis, config.cutoff)
+        self.interactions = nn.ModuleList(Interaction(config) for _ in range(config.layers))
+        self.out_gate = _mlp(config.features, config.features, config.features)
+        self.out_mix = nn.Linear(config.features, 1, bias=False)
+
+    def forward(self, frac: Tensor, lattice: Tensor, atomic_numbers: Tensor, crystal: Tensor,
+                sigma: Tensor) -> Tensor:
+        edges = radius_graph(frac, lattice, crystal, self.config.cutoff)
+        distance = edges.vectors.norm(dim=1)
+        radial = self.radial(distance)
+        direction = edges.vectors / distance.clamp_min(_EPS).unsqueeze(1)
+        noise = self.noise_embedding(sigma)
+        s = self.embedding(atomic_numbers)
+        v = torch.zeros(len(s), 3, self.config.features, dtype=s.dtype, device=s.device)
+        for interaction in self.interactions:
+            s, v = interaction(s, v, noise, edges.source, edges.target, radial, direction)
+        gated = v * self.out_gate(s + noise).unsqueeze(1)
+        return self.out_mix(gated).squeeze(2)

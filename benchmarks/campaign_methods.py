@@ -1,0 +1,205 @@
+"""Four ways to start a crystal structure search, side by side in one run, all relaxed the same way:
+
+(a) random     random Bravais cell at N * V0 (lattice.py) + uniformly random fractional positions
+(b) pyxtal     PyXtal random symmetric crystal: a random space group compatible with the atom counts
+(c) uncond     CHGGen unconditional generation in the campaign's random cells (lattice_grid)
+(d) inpaint    CHGGen inpainting: hosts from the lowest-energy distinct relaxed (c) structures
+               (guests stripped, framework symmetrized), guests generated into them
+
+Every structure goes through `workflow.evaluate`: CHGNet relaxation (FIRE, fmax 0.1, cell relaxed,
+pairs < 1 A set aside), space group with spglib and moyopy (symprec 0.1 A, 10 deg), Ed against the
+hull `post/stability.py` picks (MP if MP_API_KEY, else --entries, else an APPROXIMATE CHGNet
+reference hull). Per composition and method: symmetry success with counts over all structures of the
+method (failures stay in the denominator), median FIRE steps, lowest energy and Ed, and CPU time
+(process time) per stage. Inpainting's structure count is the same as the others'; its host cells
+may differ in size from N (the conventional cell of the symmetrized framework).
+
+Run: python benchmarks/campaign_methods.py --model native --count 20
+     python benchmarks/campaign_methods.py --model analytic --model-source examples/li4si8_reference.cif \\
+         --compositions LiSi2:6 --count 2 --max-steps 100 --reference-max-atoms 2 --host-cell primitive
+"""
+
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy: see BACKENDS.md
+
+import argparse
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import torch
+from pymatgen.core import Composition, Element, Structure
+from pyxtal import pyxtal
+
+from chggen_plugins.batch import InpaintTask
+from chggen_plugins.config import SymmetryConfig
+from chggen_plugins.datasets.build import compatible_groups
+from chggen_plugins.datasets.systems import formula as reduced_formula
+from chggen_plugins.errors import ChggenError
+from chggen_plugins.host import host_from_structure
+from chggen_plugins.lattice import AXIS_RATIOS, DEFAULT_V0, LATTICE_SYSTEMS, lattice_grid, random_lattice
+from chggen_plugins.pipeline import sample_tasks
+from chggen_plugins.plugins import load_model
+from chggen_plugins.post.relax import Relaxer
+from chggen_plugins.post.stability import build_hull
+from chggen_plugins.post.symmetry import LIBRARIES
+from chggen_plugins.report import format_table, summary_rows
+from chggen_plugins.sampling.inpaint import SamplerSettings
+from chggen_plugins.store import StoredResult
+from chggen_plugins.workflow import derived_seed, evaluate, lowest_distinct
+
+METHODS = ("random", "pyxtal", "uncond", "inpaint")
+PAPER_SET = "ZnP2S6:9,Zn2P2S7:11,Li5Si2:14,Li2Si:12,Li13Si4:17"
+
+
+def cell_counts(spec: str) -> tuple[str, dict[str, int]]:
+    """'Li5Si2:14' -> ('Li5Si2', {'Li': 10, 'Si': 4})."""
+    formula, _, atoms = spec.partition(":")
+    composition = Composition(formula)
+    units = int(atoms) / composition.num_atoms if atoms else 1
+    if units != int(units):
+        raise ChggenError(f"{spec}: {atoms} atoms is not a whole number of {formula} formula units")
+    return reduced_formula(composition), {el.symbol: int(n * units) for el, n in composition.items()}
+
+
+def random_uniform(counts: dict[str, int], n: int, v0: float, rng: np.random.Generator) -> list[Structure]:
+    species = [s for s, c in counts.items() for _ in range(c)]
+    out = []
+    for _ in range(n):
+        lattice = random_lattice(str(rng.choice(LATTICE_SYSTEMS)), float(rng.choice(AXIS_RATIOS)),
+                                 len(species), v0, rng)
+        out.append(Structure(lattice, species, rng.random((len(species), 3))))
+    return out
+
+
+def pyxtal_random(counts: dict[str, int], n: int, rng: np.random.Generator) -> list[Structure]:
+    """Random symmetric crystals with exactly these atom counts (group drawn anew on PyXtal failure)."""
+    groups = compatible_groups(tuple(counts.values()))
+    if not groups:
+        raise ChggenError(f"no space group 2-230 fits counts {counts}")
+    out = []
+    while len(out) < n:
+        crystal = pyxtal()
+        try:
+            crystal.from_random(3, int(rng.choice(groups)), list(counts), list(counts.values()),
+                                random_state=int(rng.integers(2**31)))
+        except Exception:  # PyXtal gives up on some groups (no room for the Wyckoff sites)
+            continue
+        if crystal.valid:
+            out.append(crystal.to_pymatgen())
+    return out
+
+
+def chggen_unconditional(counts, n, model, seed, v0, device) -> list[Structure]:
+    grid = list(lattice_grid(sum(counts.values()), v0, seed))
+    tasks = [InpaintTask(Structure(grid[i % len(grid)][2], [], []), counts, 1, label=f"cell {i}") for i in range(n)]
+    return [s for samples in sample_tasks(tasks, model, seed, SamplerSettings(1, 1), device) for s in samples]
+
+
+def chggen_inpainting(relaxed: list[tuple[Structure, float]], guests: list[str], n: int, max_hosts: int,
+                      cell: str, model, seed, settings, device) -> tuple[list[Structure], list[str]]:
+    """n structures over up to max_hosts hosts from the best distinct relaxed structures."""
+    hosts, notes = [], []
+    for index in lowest_distinct(relaxed):
+        if len(hosts) == max_hosts:
+            break
+        try:
+            hosts.append(host_from_structure(relaxed[index][0], guests, cell=cell))
+        except ChggenError as error:  # P1 at every tolerance, or guests that do not fit the new cell
+            notes.append(str(error))
+    if not hosts:
+        return [], notes + ["no usable host: inpainting skipped"]
+    shares = [n // len(hosts) + (i < n % len(hosts)) for i in range(len(hosts))]
+    tasks = [InpaintTask(h.structure, h.guests, k, label=h.spacegroup_symbol) for h, k in zip(hosts, shares) if k]
+    notes += [f"host {h.structure.composition.formula} {h.spacegroup_symbol} (symprec {h.symprec})" for h in hosts]
+    return [s for samples in sample_tasks(tasks, model, seed, settings, device) for s in samples], notes
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True, help="score model name (see `chggen models`)")
+    parser.add_argument("--model-source", default=None, help="checkpoint / file for the model")
+    parser.add_argument("--compositions", default=PAPER_SET,
+                        help=f"FORMULA:ATOMS list (default: the paper's {PAPER_SET})")
+    parser.add_argument("--guest", default=None,
+                        help="guest species for inpainting (default: the least electronegative element)")
+    parser.add_argument("--count", type=int, default=20, help="structures per composition and method")
+    parser.add_argument("--methods", default=",".join(METHODS), help=f"subset of {','.join(METHODS)}")
+    parser.add_argument("--hosts", type=int, default=3, help="hosts per composition for inpainting")
+    parser.add_argument("--host-cell", choices=("conventional", "primitive"), default="conventional",
+                        help="cell of the symmetrized host (default conventional, as the campaign)")
+    parser.add_argument("--v0", type=float, default=DEFAULT_V0, help="A^3 per atom of random cells")
+    parser.add_argument("--jump-length", type=int, default=10)
+    parser.add_argument("--resamples", type=int, default=3)
+    parser.add_argument("--max-steps", type=int, default=500, help="FIRE step budget")
+    parser.add_argument("--entries", default=None, help="entries file for Ed (default: MP or CHGNet hull)")
+    parser.add_argument("--hull-cache", default="~/.cache/chggen", help="MP / reference hull cache")
+    parser.add_argument("--reference-max-atoms", type=int, default=8)
+    parser.add_argument("--threshold", type=float, default=0.1, help="Ed screen (eV/atom)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+
+    torch.set_num_threads(args.threads)
+    methods = [m for m in args.methods.split(",") if m]
+    if set(methods) - set(METHODS):
+        parser.error(f"--methods: choose from {', '.join(METHODS)}")
+    model = load_model(args.model, args.model_source, args.device)
+    relaxer = Relaxer(max_steps=args.max_steps)
+    symmetry = SymmetryConfig(0.1, 10.0, tuple(LIBRARIES))
+    settings = SamplerSettings(args.jump_length, args.resamples)
+    print(f"model {args.model}: {model.noise_process.describe()}; OPENBLAS_NUM_THREADS="
+          f"{os.environ['OPENBLAS_NUM_THREADS']}, torch threads {torch.get_num_threads()}, cpus {os.cpu_count()}")
+
+    results: list[StoredResult] = []
+    cpu: dict[tuple[str, str], dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    for spec in args.compositions.split(","):
+        formula, counts = cell_counts(spec)
+        guest = args.guest or min(counts, key=lambda s: (Element(s).X, s))
+        hull = build_hull(counts, args.entries, Path(args.hull_cache), relaxer,
+                          args.reference_max_atoms, 2, progress=True)
+        print(f"\n{formula} ({sum(counts.values())} atoms), guest {guest}; Ed against {hull.label}")
+        rng = np.random.default_rng(derived_seed(args.seed, formula))
+        relaxed_uncond: list[tuple[Structure, float]] = []
+        for method in methods:
+            start = time.process_time()
+            notes: list[str] = []
+            if method == "random":
+                starts = random_uniform(counts, args.count, args.v0, rng)
+            elif method == "pyxtal":
+                starts = pyxtal_random(counts, args.count, rng)
+            elif method == "uncond":
+                starts = chggen_unconditional(counts, args.count, model, derived_seed(args.seed, formula, method),
+                                              args.v0, args.device)
+            else:
+                starts, notes = chggen_inpainting(relaxed_uncond, [guest], args.count, args.hosts, args.host_cell, model,
+                                                  derived_seed(args.seed, formula, method), settings, args.device)
+            cpu[(formula, method)]["generate"] = time.process_time() - start
+            for note in notes:
+                print(f"  {method}: {note}")
+            start = time.process_time()
+            for index, structure in enumerate(starts):
+                result, fields = evaluate(structure, relaxer, hull, symmetry)
+                results.append(StoredResult(f"{formula}/{method}/{index}", result.structure, structure,
+                                            {"composition": formula, "method": method, "n_atoms": len(structure),
+                                             **fields}))
+                if method == "uncond" and fields["status"] == "relaxed":
+                    relaxed_uncond.append((result.structure, result.final_energy))
+            cpu[(formula, method)]["relax+analyse"] = time.process_time() - start
+            cpu[(formula, method)]["structures"] = len(starts)
+
+    print()
+    print(format_table(summary_rows(results, symmetry, args.threshold, methods=METHODS), LIBRARIES))
+    print("\nCPU time (process time, s): generate | relax + space groups + Ed (per structure)")
+    for (formula, method), times in cpu.items():
+        n = max(int(times["structures"]), 1)
+        print(f"  {formula:10s} {method:8s} {times['generate']:8.1f} | {times['relax+analyse']:8.1f} "
+              f"({times['relax+analyse'] / n:.1f} per structure, {int(times['structures'])} structures)")
+
+
+if __name__ == "__main__":
+    main()

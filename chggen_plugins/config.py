@@ -1,0 +1,409 @@
+"""The campaign config: one TOML file, checked key by key so every mistake is one line naming the key.
+
+TOML because Python reads it with the standard library (`tomllib`, 3.11+) and it has comments, typed
+numbers and lists of tables (`[[compositions]]`) without YAML's implicit conversions. Relative paths
+are relative to the config file. A full example with every key and its default:
+
+    output = "chggen_campaign"       # results.db, summary.csv, plots/, shortlist/, r2scan/
+    seed = 0
+
+    [model]
+    name = "native"                  # a name from `chggen models` (required)
+    source = "weights.pt"            # optional: checkpoint / file the model loads from
+    device = "cpu"
+
+    [sampler]                        # noise levels come from the model
+    jump_length = 10                 # RePaint jump length j (inpainting)
+    resamples = 3                    # RePaint resamples r (inpainting; 1 = off)
+    unconditional_resamples = 1      # r for unconditional generation
+    batch_size = 64                  # crystals per sampler run
+
+    [cells]                          # random starting cells of unconditional generation
+    v0 = 24.0                        # A^3 per atom
+    systems = ["cubic", "tetragonal", "orthorhombic", "monoclinic", "triclinic", "hexagonal", "rhombohedral"]
+    ratios = [0.5, 0.75, 1.0, 1.25, 1.5]
+    samples_per_cell = 1
+
+    [relax]
+    fmax = 0.1                       # eV/A
+    max_steps = 500
+
+    [hosts]
+    per_composition = 3              # lowest-energy distinct relaxed unconditional structures used
+    samples = 8                      # inpainting samples per host
+    cell = "conventional"            # or "primitive"
+
+    [symmetry]
+    symprec = 0.1
+    angle_tolerance = 10.0
+    libraries = ["spglib", "moyopy"] # the first one decides the shortlist's space group
+
+    [stability]                      # MP (MP_API_KEY) > entries file > CHGNet reference hull
+    entries = "entries.json"         # optional: JSON list of ComputedEntry
+    cache = "hull"                   # MP / reference-hull cache (default <output>/hull)
+    reference_max_atoms = 8
+    reference_per_formula = 2
+    threshold = 0.1                  # Ed screen, eV/atom (0.03 before DFT)
+
+    [shortlist]
+    max = 20
+
+    [coordination]                   # optional: CN statistics generated vs training
+    training = "data/dataset"        # optional: anything `read_dataset` reads
+    max_structures = 300
+
+    [[compositions]]                 # one table per composition (at least one)
+    formula = "Li2Si"
+    formula_units = [2, 4]           # cells of 6 and 12 atoms
+    guests = ["Li"]                  # species generated into the host
+    host_files = []                  # optional extra hosts (CIF ...), guests stripped if present
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from pymatgen.core import Composition, Element
+
+from .datasets.systems import formula as reduced_formula
+from .errors import ChggenError
+from .lattice import AXIS_RATIOS, DEFAULT_V0, LATTICE_SYSTEMS
+from .post.relax import FMAX, MAX_STEPS
+from .post.stability import DEFAULT_THRESHOLD
+from .post.symmetry import ANGLE_TOLERANCE, LIBRARIES, SYMPREC
+
+try:
+    import tomllib
+except ImportError:  # Python 3.10
+    import tomli as tomllib
+
+_REQUIRED = object()
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str
+    source: str | None
+    device: str
+
+
+@dataclass(frozen=True)
+class SamplerConfig:
+    jump_length: int
+    resamples: int
+    unconditional_resamples: int
+    batch_size: int
+
+
+@dataclass(frozen=True)
+class CellsConfig:
+    v0: float
+    systems: tuple[str, ...]
+    ratios: tuple[float, ...]
+    samples_per_cell: int
+
+
+@dataclass(frozen=True)
+class RelaxConfig:
+    fmax: float
+    max_steps: int
+
+
+@dataclass(frozen=True)
+class HostsConfig:
+    per_composition: int
+    samples: int
+    cell: str
+
+
+@dataclass(frozen=True)
+class SymmetryConfig:
+    symprec: float
+    angle_tolerance: float
+    libraries: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class StabilityConfig:
+    entries: Path | None
+    cache: Path
+    reference_max_atoms: int
+    reference_per_formula: int
+    threshold: float
+
+
+@dataclass(frozen=True)
+class CoordinationConfig:
+    training: Path | None
+    max_structures: int
+
+
+@dataclass(frozen=True)
+class CompositionConfig:
+    formula: str
+    formula_units: tuple[int, ...]
+    guests: tuple[str, ...]
+    host_files: tuple[Path, ...]
+
+    @property
+    def composition(self) -> Composition:
+        return Composition(self.formula)
+
+    @property
+    def name(self) -> str:
+        """Reduced formula without brackets (ZnP2S6, not Zn(PS3)2): uids, tables, file names."""
+        return reduced_formula(self.composition)
+
+    def counts(self, units: int) -> dict[str, int]:
+        """Atoms of each element in a cell of `units` formula units."""
+        return {el.symbol: int(round(amount)) * units for el, amount in self.composition.items()}
+
+
+@dataclass(frozen=True)
+class CampaignConfig:
+    path: Path
+    output: Path
+    seed: int
+    model: ModelConfig
+    sampler: SamplerConfig
+    cells: CellsConfig
+    relax: RelaxConfig
+    hosts: HostsConfig
+    symmetry: SymmetryConfig
+    stability: StabilityConfig
+    shortlist_max: int
+    coordination: CoordinationConfig
+    compositions: tuple[CompositionConfig, ...]
+
+    def fingerprint(self) -> dict[str, str]:
+        """Per section, a hash of the settings that decide which structures a campaign makes.
+
+        Thresholds, shortlist size and the coordination report only shape the report, so they may
+        change between a run and its resume; anything else may not.
+        """
+        generation = {
+            "seed": self.seed, "model": asdict(self.model), "sampler": asdict(self.sampler),
+            "cells": asdict(self.cells), "relax": asdict(self.relax), "hosts": asdict(self.hosts),
+            "symmetry": asdict(self.symmetry),
+            "stability": {k: v for k, v in asdict(self.stability).items() if k != "threshold"},
+            "compositions": [asdict(c) for c in self.compositions],
+        }
+        return {key: hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
+                for key, value in generation.items()}
+
+
+class _Table:
+    """One TOML table being read: every key taken is checked, and leftovers are unknown keys."""
+
+    def __init__(self, data: Any, where: str, file: Path) -> None:
+        self.file, self.where = file, where
+        if not isinstance(data, dict):
+            raise ChggenError(f"{file}: '{where}' must be a table, got {_kind(data)}")
+        self.data = data
+        self.taken: set[str] = set()
+
+    def key(self, name: str) -> str:
+        return f"{self.where}.{name}" if self.where else name
+
+    def error(self, name: str, message: str) -> ChggenError:
+        return ChggenError(f"{self.file}: key '{self.key(name)}' {message}")
+
+    def get(self, name: str, kind: str, default: Any = _REQUIRED, hint: str = "",
+            allow_empty: bool = False) -> Any:
+        self.taken.add(name)
+        if name not in self.data:
+            if default is _REQUIRED:
+                raise ChggenError(f"{self.file}: missing key '{self.key(name)}'{' (' + hint + ')' if hint else ''}")
+            return default
+        value = self.data[name]
+        checks = {
+            "str": lambda v: isinstance(v, str) and v.strip() != "",
+            "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+            "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+            "bool": lambda v: isinstance(v, bool),
+        }
+        item = kind.removeprefix("list:")
+        if kind.startswith("list:"):
+            if not isinstance(value, list) or not (value or allow_empty) or not all(checks[item](v) for v in value):
+                size = "a list" if allow_empty else "a non-empty list"
+                raise self.error(name, f"must be {size} of {_NAMES[item]}s, got {value!r}")
+            return [float(v) if item == "float" else v for v in value]
+        if not checks[kind](value):
+            raise self.error(name, f"must be {_NAMES[kind]}, got {value!r}")
+        return float(value) if kind == "float" else value
+
+    def positive(self, name: str, kind: str, default: Any, minimum: float = 1) -> Any:
+        value = self.get(name, kind, default)
+        if value < minimum:
+            raise self.error(name, f"must be >= {minimum:g}, got {value!r}")
+        return value
+
+    def path(self, name: str, base: Path, must_exist: bool = True) -> Path | None:
+        text = self.get(name, "str", None)
+        if text is None:
+            return None
+        path = (base / Path(text).expanduser()).resolve()
+        if must_exist and not path.exists():
+            raise self.error(name, f"names {path}, which does not exist")
+        return path
+
+    def table(self, name: str) -> "_Table":
+        self.taken.add(name)
+        return _Table(self.data.get(name, {}), self.key(name), self.file)
+
+    def done(self) -> None:
+        unknown = sorted(set(self.data) - self.taken)
+        if unknown:
+            raise ChggenError(f"{self.file}: unknown key '{self.key(unknown[0])}' (misspelt? see the "
+                              "config example in `chggen campaign --help`)")
+
+
+_NAMES = {"str": "a non-empty string", "int": "an integer", "float": "a number", "bool": "true or false"}
+
+
+def _kind(value: Any) -> str:
+    return type(value).__name__
+
+
+def _composition(table: _Table, base: Path) -> CompositionConfig:
+    formula = table.get("formula", "str", hint="e.g. formula = \"Li2Si\"")
+    try:
+        composition = Composition(formula)
+    except Exception:  # pymatgen raises ValueError or KeyError for text that is not a formula
+        raise table.error("formula", f"{formula!r} is not a chemical formula") from None
+    unknown = [str(el) for el in composition.elements if not Element.is_valid_symbol(str(el))]
+    if unknown or not composition:
+        raise table.error("formula", f"{formula!r} is not a formula of known elements")
+    if any(abs(amount - round(amount)) > 1e-8 for amount in composition.values()):
+        raise table.error("formula", f"{formula!r} has non-integer amounts")
+    units = table.get("formula_units", "list:int", [1])
+    if any(u < 1 for u in units):
+        raise table.error("formula_units", f"must be positive integers, got {units}")
+    guests = table.get("guests", "list:str", hint="the species generated into the host, e.g. [\"Li\"]")
+    symbols = {el.symbol for el in composition.elements}
+    for guest in guests:
+        if not Element.is_valid_symbol(guest) or guest not in symbols:
+            raise table.error("guests", f"{guest!r} is not an element of {formula}")
+    if symbols <= set(guests):
+        raise table.error("guests", f"must leave host atoms: {formula} without {', '.join(guests)} is empty")
+    files = []
+    for index, text in enumerate(table.get("host_files", "list:str", [], allow_empty=True)):
+        path = (base / Path(text).expanduser()).resolve()
+        if not path.is_file():
+            raise table.error(f"host_files[{index}]", f"names {path}, which does not exist")
+        files.append(path)
+    table.done()
+    return CompositionConfig(formula, tuple(units), tuple(guests), tuple(files))
+
+
+def load_config(path: str | Path) -> CampaignConfig:
+    """Read and check a campaign config (TOML); any problem is one ChggenError naming the key."""
+    path = Path(path)
+    if not path.is_file():
+        raise ChggenError(f"{path}: no such config file")
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as error:
+        raise ChggenError(f"{path}: not valid TOML: {error}") from None
+    if not data:
+        raise ChggenError(f"{path}: the config is empty (it needs at least [model] name and one "
+                          "[[compositions]] table)")
+    base = path.resolve().parent
+    top = _Table(data, "", path)
+    output = (base / Path(top.get("output", "str", "chggen_campaign")).expanduser()).resolve()
+    seed = top.get("seed", "int", 0)
+
+    model = top.table("model")
+    source = model.get("source", "str", None)
+    if source is not None and (base / Path(source).expanduser()).exists():  # a file next to the config
+        source = str((base / Path(source).expanduser()).resolve())  # (else a name the adapter resolves)
+    model_config = ModelConfig(model.get("name", "str", hint="a score model, see `chggen models`"),
+                               source, model.get("device", "str", "cpu"))
+    model.done()
+
+    sampler = top.table("sampler")
+    sampler_config = SamplerConfig(sampler.positive("jump_length", "int", 10),
+                                   sampler.positive("resamples", "int", 3),
+                                   sampler.positive("unconditional_resamples", "int", 1),
+                                   sampler.positive("batch_size", "int", 64))
+    sampler.done()
+
+    cells = top.table("cells")
+    v0 = cells.get("v0", "float", DEFAULT_V0)
+    if not v0 > 0:
+        raise cells.error("v0", f"must be > 0 A^3/atom, got {v0}")
+    systems = cells.get("systems", "list:str", list(LATTICE_SYSTEMS))
+    unknown = [s for s in systems if s not in LATTICE_SYSTEMS]
+    if unknown:
+        raise cells.error("systems", f"has {unknown[0]!r}, not one of {', '.join(LATTICE_SYSTEMS)}")
+    ratios = cells.get("ratios", "list:float", list(AXIS_RATIOS))
+    if any(r <= 0 for r in ratios):
+        raise cells.error("ratios", f"must all be > 0, got {ratios}")
+    cells_config = CellsConfig(v0, tuple(systems), tuple(ratios), cells.positive("samples_per_cell", "int", 1))
+    cells.done()
+
+    relax = top.table("relax")
+    fmax = relax.get("fmax", "float", FMAX)
+    if not fmax > 0:
+        raise relax.error("fmax", f"must be > 0 eV/A, got {fmax}")
+    relax_config = RelaxConfig(fmax, relax.positive("max_steps", "int", MAX_STEPS, minimum=0))
+    relax.done()
+
+    hosts = top.table("hosts")
+    cell = hosts.get("cell", "str", "conventional")
+    if cell not in ("conventional", "primitive"):
+        raise hosts.error("cell", f"must be \"conventional\" or \"primitive\", got {cell!r}")
+    hosts_config = HostsConfig(hosts.positive("per_composition", "int", 3, minimum=0),
+                               hosts.positive("samples", "int", 8), cell)
+    hosts.done()
+
+    symmetry = top.table("symmetry")
+    symprec = symmetry.get("symprec", "float", SYMPREC)
+    if not symprec > 0:
+        raise symmetry.error("symprec", f"must be > 0 A, got {symprec}")
+    angle = symmetry.get("angle_tolerance", "float", ANGLE_TOLERANCE)
+    if not angle > 0:
+        raise symmetry.error("angle_tolerance", f"must be > 0 degrees, got {angle}")
+    libraries = symmetry.get("libraries", "list:str", list(LIBRARIES))
+    if any(lib not in LIBRARIES for lib in libraries) or len(set(libraries)) != len(libraries):
+        raise symmetry.error("libraries", f"must be distinct names from {', '.join(LIBRARIES)}, got {libraries}")
+    symmetry_config = SymmetryConfig(symprec, angle, tuple(libraries))
+    symmetry.done()
+
+    stability = top.table("stability")
+    cache = stability.path("cache", base, must_exist=False) or output / "hull"
+    stability_config = StabilityConfig(stability.path("entries", base), cache,
+                                       stability.positive("reference_max_atoms", "int", 8),
+                                       stability.positive("reference_per_formula", "int", 2),
+                                       stability.get("threshold", "float", DEFAULT_THRESHOLD))
+    stability.done()
+
+    shortlist = top.table("shortlist")
+    shortlist_max = shortlist.positive("max", "int", 20)
+    shortlist.done()
+
+    coordination = top.table("coordination")
+    coordination_config = CoordinationConfig(coordination.path("training", base),
+                                             coordination.positive("max_structures", "int", 300))
+    coordination.done()
+
+    top.taken.add("compositions")
+    tables = data.get("compositions")
+    if tables is None:
+        raise ChggenError(f"{path}: missing key 'compositions' (add a [[compositions]] table with "
+                          "formula and guests)")
+    if not isinstance(tables, list) or not tables:
+        raise ChggenError(f"{path}: key 'compositions' must be one or more [[compositions]] tables")
+    compositions = tuple(_composition(_Table(t, f"compositions[{i}]", path), base) for i, t in enumerate(tables))
+    formulas = [c.name for c in compositions]
+    repeated = next((f for f in formulas if formulas.count(f) > 1), None)
+    if repeated:
+        raise ChggenError(f"{path}: key 'compositions' lists {repeated} twice; merge its formula_units")
+    top.done()
+    return CampaignConfig(path.resolve(), output, seed, model_config, sampler_config, cells_config,
+                          relax_config, hosts_config, symmetry_config, stability_config, shortlist_max,
+                          coordination_config, compositions)

@@ -1,0 +1,96 @@
+"""Campaign config: defaults, and one line naming the key for every kind of mistake."""
+
+from pathlib import Path
+
+import pytest
+
+from chggen_plugins.cli import main
+from chggen_plugins.config import load_config
+from chggen_plugins.errors import ChggenError
+from chggen_plugins.lattice import LATTICE_SYSTEMS
+
+MINIMAL = """
+[model]
+name = "analytic"
+
+[[compositions]]
+formula = "Li2Si"
+guests = ["Li"]
+"""
+
+
+def write(tmp_path, text: str):
+    path = tmp_path / "campaign.toml"
+    path.write_text(text)
+    return path
+
+
+def test_minimal_config_gets_the_paper_defaults(tmp_path):
+    config = load_config(write(tmp_path, MINIMAL))
+    assert config.output == (tmp_path / "chggen_campaign").resolve()
+    assert config.cells.v0 == 24.0 and config.cells.systems == LATTICE_SYSTEMS
+    assert config.cells.ratios == (0.5, 0.75, 1.0, 1.25, 1.5)
+    assert (config.sampler.jump_length, config.sampler.resamples) == (10, 3)
+    assert (config.relax.fmax, config.relax.max_steps) == (0.1, 500)
+    assert (config.symmetry.symprec, config.symmetry.angle_tolerance) == (0.1, 10.0)
+    assert config.stability.threshold == 0.1 and config.stability.cache == config.output / "hull"
+    assert config.compositions[0].counts(2) == {"Li": 4, "Si": 2}
+
+
+def test_fingerprint_ignores_report_settings_only(tmp_path):
+    base = load_config(write(tmp_path, MINIMAL)).fingerprint()
+    looser = load_config(write(tmp_path, MINIMAL + "[stability]\nthreshold = 0.03\n[shortlist]\nmax = 3\n"))
+    assert looser.fingerprint() == base
+    other = load_config(write(tmp_path, MINIMAL + "[cells]\nv0 = 20.0\n")).fingerprint()
+    assert [k for k in base if base[k] != other[k]] == ["cells"]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("", "the config is empty"),
+    ("   \n# only a comment\n", "the config is empty"),
+    ("[model\nname = 1", "not valid TOML"),
+    ("[[compositions]]\nformula = \"LiSi\"\nguests = [\"Li\"]\n", "missing key 'model.name'"),
+    ("[model]\nname = \"analytic\"\n", "missing key 'compositions'"),
+    (MINIMAL + "[cells]\nv0 = -3.0\n", "key 'cells.v0' must be > 0"),
+    (MINIMAL + "[cells]\nv0 = \"big\"\n", "key 'cells.v0' must be a number"),
+    (MINIMAL + "[cells]\nsystems = [\"cubic\", \"sphere\"]\n", "key 'cells.systems' has 'sphere'"),
+    (MINIMAL + "[sampler]\njump_lenght = 5\n", "unknown key 'sampler.jump_lenght'"),
+    (MINIMAL + "[sampler]\nresamples = 0\n", "key 'sampler.resamples' must be >= 1"),
+    (MINIMAL + "[symmetry]\nlibraries = [\"spglib\", \"nope\"]\n", "key 'symmetry.libraries'"),
+    (MINIMAL + "[stability]\nentries = \"missing.json\"\n", "key 'stability.entries' names"),
+    (MINIMAL.replace('"Li2Si"', '"Xx2Si"'), r"key 'compositions\[0\].formula'"),
+    (MINIMAL.replace('["Li"]', '["Na"]'), r"key 'compositions\[0\].guests' .*'Na' is not an element of Li2Si"),
+    (MINIMAL.replace('["Li"]', '["Li", "Si"]'), r"compositions\[0\].guests' must leave host atoms"),
+    (MINIMAL + "host_files = [\"nope.cif\"]\n", r"key 'compositions\[0\].host_files\[0\]' names"),
+    (MINIMAL + "formula_units = [0]\n", r"compositions\[0\].formula_units"),
+    ("model = 3\n" + MINIMAL.replace("[model]\nname = \"analytic\"\n", ""), "'model' must be a table"),
+])
+def test_mistakes_are_one_line_naming_the_key(tmp_path, text, message):
+    with pytest.raises(ChggenError, match=message) as error:
+        load_config(write(tmp_path, text))
+    assert "\n" not in str(error.value) and str(tmp_path) in str(error.value)
+
+
+def test_cli_prints_one_line_and_exits_2(tmp_path, capsys):
+    path = write(tmp_path, MINIMAL + "[relax]\nfmax = 0\n")
+    assert main(["campaign", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("chggen: error:") and "'relax.fmax' must be > 0" in err and "\n" not in err
+
+
+def test_the_shipped_example_config_is_valid():
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    config = load_config(examples / "campaign_analytic.toml")
+    assert config.model.name == "analytic" and Path(config.model.source).is_file()
+    assert config.compositions[0].host_files[0] == (examples / "si_host.cif").resolve()
+
+
+def test_campaign_help_shows_an_example_and_every_section(capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["campaign", "--help"])
+    assert done.value.code == 0
+    text = capsys.readouterr().out
+    assert "chggen campaign li_si.toml" in text
+    for section in ("[model]", "[sampler]", "[cells]", "[relax]", "[hosts]", "[symmetry]", "[stability]",
+                    "[shortlist]", "[coordination]", "[[compositions]]"):
+        assert section in text

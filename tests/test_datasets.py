@@ -1,0 +1,206 @@
+"""Dataset readers on small files, and the builder on a tiny budget with the real CHGNet."""
+
+import gzip
+import json
+import shutil
+from pathlib import Path
+
+import ase.db
+import ase.io
+import pytest
+from ase import Atoms
+from ase.calculators.singlepoint import SinglePointCalculator
+from pymatgen.core import Composition, Lattice, Structure
+
+from chggen_plugins.datasets import build_dataset, read_dataset
+from chggen_plugins.datasets.build import MAX_EXPANSION, Task, expansion, random_start
+from chggen_plugins.datasets.prototypes import decorate, decorations
+from chggen_plugins.datasets.readers import read_complete_frames
+from chggen_plugins.datasets.systems import charge_fits, parse_system
+from chggen_plugins.errors import ChggenError
+from chggen_plugins.post.relax import Relaxer
+
+
+def rocksalt() -> Structure:
+    return Structure(Lattice.cubic(4.2), ["Li", "S"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+
+
+def si2() -> Structure:
+    return Structure(Lattice.cubic(3.9), ["Si", "Si"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+
+
+def crystal_atoms(energy: float | None) -> Atoms:
+    atoms = Atoms("LiS", scaled_positions=[[0, 0, 0], [0.5, 0.5, 0.5]], cell=[4.2] * 3, pbc=True)
+    if energy is not None:
+        atoms.calc = SinglePointCalculator(atoms, energy=energy)
+    return atoms
+
+
+# --- readers -----------------------------------------------------------------------------------
+
+def test_csv_with_cif_column(tmp_path: Path) -> None:
+    path = tmp_path / "train.csv"
+    path.write_text('"",material_id,formation_energy_per_atom,energy_per_atom,cif\n'
+                    f'0,mp-1,-0.5,-4.0,"{rocksalt().to(fmt="cif")}"\n'
+                    f'1,mp-2,-0.1,,"{si2().to(fmt="cif")}"\n')
+    records = read_dataset(path)
+    assert [r.structure.composition.reduced_formula for r in records] == ["LiS", "Si"]
+    assert records[0].energy == pytest.approx(-8.0) and records[1].energy is None
+    assert records[0].info["material_id"] == "mp-1" and records[0].info["formation_energy_per_atom"] == "-0.5"
+
+
+def test_csv_errors_name_the_file_and_row(tmp_path: Path) -> None:
+    no_cif = tmp_path / "a.csv"
+    no_cif.write_text("material_id,structure\nmp-1,x\n")
+    with pytest.raises(ChggenError, match=r"a\.csv: no 'cif' column"):
+        read_dataset(no_cif)
+    bad = tmp_path / "b.csv"
+    bad.write_text(f'material_id,cif\nmp-1,"{rocksalt().to(fmt="cif")}"\nmp-9,not a cif\n')
+    with pytest.raises(ChggenError, match=r"b\.csv row 2 \(mp-9\): cannot parse the CIF"):
+        read_dataset(bad)
+
+
+def test_extxyz_and_ase_db_carry_energies(tmp_path: Path) -> None:
+    xyz = tmp_path / "set.extxyz"
+    ase.io.write(xyz, [crystal_atoms(-7.5), crystal_atoms(None)], format="extxyz")
+    records = read_dataset(xyz)
+    assert [r.energy for r in records] == [pytest.approx(-7.5), None]
+    assert records[0].structure.composition == Composition("LiS")
+
+    db_path = tmp_path / "set.db"
+    with ase.db.connect(db_path) as db:
+        db.write(crystal_atoms(-7.0), tag="a")
+        db.write(crystal_atoms(None))
+    records = read_dataset(db_path)
+    assert [r.energy for r in records] == [pytest.approx(-7.0), None]
+    assert records[0].info == {"tag": "a"}
+
+
+def test_cif_folder_and_path_errors(tmp_path: Path) -> None:
+    folder = tmp_path / "cifs"
+    folder.mkdir()
+    rocksalt().to(filename=str(folder / "b.cif"))
+    si2().to(filename=str(folder / "a.cif"))
+    assert [r.structure.composition.reduced_formula for r in read_dataset(folder)] == ["Si", "LiS"]
+    with pytest.raises(ChggenError, match="no such file"):
+        read_dataset(tmp_path / "missing.csv")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ChggenError, match=r"no \*\.cif or \*\.extxyz files"):
+        read_dataset(tmp_path / "empty")
+    (tmp_path / "x.json").write_text("{}")
+    with pytest.raises(ChggenError, match="unknown dataset format"):
+        read_dataset(tmp_path / "x.json")
+    molecule = tmp_path / "mol.extxyz"
+    ase.io.write(molecule, Atoms("H2", positions=[[0, 0, 0], [0, 0, 0.74]]), format="extxyz")
+    with pytest.raises(ChggenError, match="not a periodic 3D crystal"):
+        read_dataset(molecule)
+
+
+def test_partial_extxyz_tail_is_left_for_later(tmp_path: Path) -> None:
+    path = tmp_path / "grow.extxyz"
+    ase.io.write(path, crystal_atoms(-1.0), format="extxyz")
+    whole = path.stat().st_size
+    with open(path, "a") as handle:
+        handle.write("2\nLattice=\"4 0 0 0 4 0 0 0 4\" Properties=species:S:1:pos:R:3\nLi 0 0 0\n")
+    frames, offset = read_complete_frames(path, 0)
+    assert len(frames) == 1 and offset == whole
+    assert read_complete_frames(path, offset) == ([], offset)
+
+
+# --- systems and prototypes ----------------------------------------------------------------------
+
+def test_systems_and_charge_rule() -> None:
+    li_si = parse_system("Li-Si", 24)
+    assert li_si.elements == ("Li", "Si") and "Li13Si4" in li_si.formulas and "Li21Si5" not in li_si.formulas
+    assert parse_system("P-Zn-S", 24).formulas == parse_system("Zn-P-S", 24).formulas
+    assert parse_system("Mg-O", 24).formulas == ("MgO",)
+    assert charge_fits(Composition("Li3PS4")) and not charge_fits(Composition("LiS"))
+    with pytest.raises(ChggenError, match="'Xx' is not an element"):
+        parse_system("Li-Xx", 24)
+    with pytest.raises(ChggenError, match="outside Li-Si"):
+        parse_system("Li-Si:LiGe", 24)
+
+
+def test_prototypes_map_cation_sites_to_cations() -> None:
+    found = decorations(parse_system("Li-S:Li2S", 24), 24)
+    antifluorite = next(d for d in found if d.label == "AB2_cF12_225_a_c")  # CaF2
+    assert dict(antifluorite.mapping) == {"Ca": "S", "F": "Li"}  # only this way round is charge-balanced
+    structure = decorate(antifluorite)
+    assert structure.composition.reduced_formula == "Li2S" and len(structure) == 3
+    assert 1.5 < min(structure.distance_matrix[0][1:]) < 3.0
+
+
+def test_expansion_flags_cells_that_fell_apart() -> None:
+    dense = Structure(Lattice.cubic(3.0), ["Li", "S"], [[0, 0, 0], [0.5, 0.5, 0.5]])  # CsCl-type
+    assert expansion(dense) < 1.0
+    dense.scale_lattice(dense.volume * 4)
+    assert expansion(dense) > MAX_EXPANSION
+
+
+def test_random_start_is_deterministic() -> None:
+    task = Task("t", "Li-Si", "Li2Si", 123, None)
+    first, second = random_start(task, 9), random_start(task, 9)
+    assert first == second and len(first) <= 9 and first.composition.reduced_formula == "Li2Si"
+
+
+# --- builder -------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def relaxer() -> Relaxer:
+    return Relaxer(max_steps=60)
+
+
+def frames(path: Path) -> list[Atoms]:
+    return ase.io.read(path, index=":", format="extxyz")
+
+
+def attempts(folder: Path) -> list[dict]:
+    files = sorted(folder.glob("attempts.w*.jsonl"))
+    return [json.loads(line) for p in files for line in p.read_text().splitlines()]
+
+
+def test_build_writes_dedups_and_resumes(tmp_path: Path, relaxer: Relaxer) -> None:
+    first = tmp_path / "first"
+    options = dict(systems=["Li-Si:LiSi"], seed=1, max_atoms=4, progress=False, relaxer=relaxer)
+    summary = build_dataset(first, target=2, **options)
+    kept = frames(first / "structures.w0.extxyz")
+    assert summary.counts == {"Li-Si": 2} and len(kept) == 2
+    for atoms in kept:
+        assert atoms.get_potential_energy() / len(atoms) == pytest.approx(atoms.info["energy_per_atom"])
+        assert atoms.info["system"] == "Li-Si" and atoms.info["source"].startswith(("aflow:", "pyxtal"))
+        assert atoms.info["steps"] <= 60 and 1 <= atoms.info["sg_number"] <= 230
+    log = attempts(first)
+    assert sum(a["outcome"] == "kept" for a in log) == 2
+
+    # Resume: same target does nothing; a half-written frame from a crash is cut off first.
+    with open(first / "structures.w0.extxyz", "a") as handle:
+        handle.write("2\nLattice=\"4 0 0 0 4 0 0 0 4\"")
+    assert build_dataset(first, target=2, **options).outcomes == {}
+    assert len(frames(first / "structures.w0.extxyz")) == 2 and attempts(first) == log
+    # A larger target only tries new tasks and never writes a structure twice.
+    build_dataset(first, target=3, **options)
+    tasks = [a["task"] for a in attempts(first)]
+    assert tasks[:len(log)] == [a["task"] for a in log] and len(set(tasks)) == len(tasks)
+    names = [a.info["task"] for a in frames(first / "structures.w0.extxyz")]
+    assert len(names) == 3 and len(set(names)) == 3
+
+    # Another worker's identical structures are duplicates, not new rows.
+    second = tmp_path / "second"
+    second.mkdir()
+    shutil.copy(first / "structures.w0.extxyz", second / "structures.w1.extxyz")
+    summary = build_dataset(second, target=4, **options)
+    assert summary.outcomes["duplicate"] == 3 and summary.outcomes["kept"] == 1
+    assert len(frames(second / "structures.w0.extxyz")) == 1 and summary.counts == {"Li-Si": 4}
+
+    # A checkout holding only the gzipped files (as committed) resumes from them.
+    third = tmp_path / "third"
+    third.mkdir()
+    for name in ("structures.w0.extxyz", "attempts.w0.jsonl"):
+        (third / f"{name}.gz").write_bytes(gzip.compress((first / name).read_bytes()))
+    assert build_dataset(third, target=3, **options).outcomes == {}
+    assert len(frames(third / "structures.w0.extxyz")) == 3
+
+
+def test_build_rejects_bad_worker(tmp_path: Path, relaxer: Relaxer) -> None:
+    with pytest.raises(ChggenError, match="worker 2 is not in 0..1"):
+        build_dataset(tmp_path, worker=2, workers=2, relaxer=relaxer)

@@ -1,0 +1,107 @@
+"""The native backend as users meet it: checkpoints, training with resume, inpainting, errors."""
+
+import csv
+
+import numpy as np
+import pytest
+import torch
+from pymatgen.core import Lattice, Structure
+
+from chggen_native import NativeScoreModel, NetworkConfig
+from chggen_native.train import TrainSettings, split_dataset, train, validation_loss
+from chggen_plugins import ChggenError, inpaint, load_model
+from chggen_plugins.cli import main
+
+TINY = NetworkConfig(features=16, layers=2, cutoff=5.0)
+
+
+def li_si_structures(count=40):
+    """Rattled Li-Si crystals: enough variety for a split, small enough to train in seconds."""
+    rng = np.random.default_rng(0)
+    base = Structure.from_spacegroup("Fd-3m", Lattice.cubic(5.43), ["Si"], [[0, 0, 0]])
+    out = []
+    for k in range(count):
+        s = base.copy()
+        s.replace(k % 8, "Li")
+        s.perturb(0.05 + 0.1 * rng.random())
+        out.append(s)
+    return out
+
+
+def test_checkpoint_round_trip(tmp_path):
+    model = NativeScoreModel.untrained(frozenset({3, 14}), TINY)
+    model.metadata["data_recipe"] = {"note": "test"}
+    model.save(tmp_path / "m.pt")
+    loaded = NativeScoreModel.load(tmp_path / "m.pt")
+    assert loaded.elements == {3, 14} and loaded.network.config == TINY
+    assert loaded.metadata["data_recipe"] == {"note": "test"}
+    assert loaded.noise_process.describe() == model.noise_process.describe()
+    from chggen_plugins.batch import structures_to_batch
+    batch = structures_to_batch(li_si_structures(2))
+    assert torch.equal(loaded.score(batch, 50), model.score(batch, 50))
+
+
+def test_bad_checkpoints_are_named(tmp_path):
+    with pytest.raises(ChggenError, match="no such native checkpoint"):
+        NativeScoreModel.load(tmp_path / "none.pt")
+    (tmp_path / "junk.pt").write_bytes(b"not a torch file")
+    with pytest.raises(ChggenError, match="junk.pt: not a readable torch checkpoint"):
+        NativeScoreModel.load(tmp_path / "junk.pt")
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")
+    with pytest.raises(ChggenError, match="not a chggen native checkpoint"):
+        NativeScoreModel.load(tmp_path / "other.pt")
+    state = NativeScoreModel.untrained(frozenset({14}), TINY).state()
+    state["network"]["features"] = 24
+    torch.save(state, tmp_path / "mismatch.pt")
+    with pytest.raises(ChggenError, match="weights do not match the recorded network"):
+        NativeScoreModel.load(tmp_path / "mismatch.pt")
+
+
+def test_unseen_element_is_refused(tmp_path):
+    model = NativeScoreModel.untrained(frozenset({3, 14}), TINY)
+    host = Structure(Lattice.cubic(5.43), ["Si"], [[0, 0, 0]])
+    with pytest.raises(ChggenError, match="element.*Zn unknown to NativeScoreModel, which knows Li, Si"):
+        inpaint(host, {"Zn": 1}, model)
+
+
+def test_native_inpaints_through_the_plugin(tmp_path):
+    """Registered under 'native'; a checkpoint given as source; host exact, composition exact."""
+    NativeScoreModel.untrained(frozenset({3, 14}), TINY).save(tmp_path / "m.pt")
+    model = load_model("native", str(tmp_path / "m.pt"))
+    host = Structure.from_spacegroup("Fd-3m", Lattice.cubic(5.43), ["Si"], [[0, 0, 0]])
+    for s in inpaint(host, {"Li": 2}, model, n_samples=2, seed=0, resamples=1):
+        assert np.array_equal(s.frac_coords[:8], host.frac_coords)
+        assert s.composition.formula == "Li2 Si8"
+        assert np.isfinite(s.frac_coords).all()
+
+
+def test_training_learns_and_resumes(tmp_path):
+    structures = li_si_structures()
+    settings = TrainSettings(steps=60, batch_size=4, learning_rate=5e-3, val_fraction=0.25,
+                             eval_every=30, val_levels=4)
+    model = train(structures, tmp_path, settings, TINY, recipe={"source": "test"}, progress=False)
+    _, val = split_dataset(structures, 0.25)
+    untrained = NativeScoreModel.untrained(model.elements, TINY)
+    assert validation_loss(model, val, 4) < 0.9 * validation_loss(untrained, val, 4)  # 0.75 measured
+    assert model.metadata["data_recipe"] == {"source": "test"} and model.metadata["step"] in (30, 60)
+    rows = list(csv.DictReader(open(tmp_path / "log.csv")))
+    assert [int(r["step"]) for r in rows] == [30, 60]
+    # a later call with more steps resumes at step 60 instead of starting over
+    train(structures, tmp_path, TrainSettings(**{**settings.__dict__, "steps": 90}), TINY, progress=False)
+    rows = list(csv.DictReader(open(tmp_path / "log.csv")))
+    assert [int(r["step"]) for r in rows] == [30, 60, 90]
+
+
+def test_train_command(tmp_path, capsys):
+    from ase.io import write
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    write(tmp_path / "data.extxyz", [AseAtomsAdaptor.get_atoms(s) for s in li_si_structures(20)])
+    argv = ["train", str(tmp_path / "data.extxyz"), "--out", str(tmp_path / "run"), "--steps", "4",
+            "--batch-size", "2", "--eval-every", "2", "--features", "16", "--layers", "1",
+            "--val-fraction", "0.3", "-q"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "best validation loss" in out and "untrained network on the same" in out
+    assert NativeScoreModel.load(tmp_path / "run" / "best.pt").network.config.layers == 1
+    assert main(["train", str(tmp_path / "missing.extxyz"), "--out", str(tmp_path / "r")]) == 2

@@ -1,0 +1,92 @@
+"""Physics of the native score network: symmetry of the output and a complete periodic graph."""
+
+import numpy as np
+import pytest
+import torch
+from pymatgen.core import Lattice, Structure
+from scipy.spatial.transform import Rotation
+
+from chggen_native import NativeScoreModel, NetworkConfig
+from chggen_native.graph import radius_graph
+from chggen_plugins.batch import structures_to_batch
+from chggen_plugins.protocol import CrystalBatch
+
+LEVEL = 110  # sigma ~ 0.5 A: outputs of order one
+
+
+@pytest.fixture(scope="module")
+def model():
+    return NativeScoreModel.untrained(frozenset({3, 14, 15, 16, 30}), NetworkConfig(features=32, layers=2))
+
+
+@pytest.fixture
+def crystal():
+    rng = np.random.default_rng(7)
+    return Structure(Lattice.from_parameters(5.2, 6.1, 7.0, 78, 96, 107),
+                     ["Li", "Si", "Li", "Zn", "S", "P", "S"], rng.random((7, 3)))
+
+
+def score_of(model, structure):
+    return model.score(structures_to_batch([structure]), LEVEL).numpy()
+
+
+def assert_same(got, expected):
+    """Equal to float32 round-off relative to the output's scale (a real, non-zero output)."""
+    scale = np.abs(expected).max()
+    assert scale > 1e-4
+    assert np.abs(got - expected).max() <= 1e-5 * scale, np.abs(got - expected).max() / scale
+
+
+def test_rotation_rotates_the_score(model, crystal):
+    rotation = Rotation.random(random_state=3).as_matrix()
+    rotated = Structure(Lattice(crystal.lattice.matrix @ rotation.T), crystal.species, crystal.frac_coords)
+    assert_same(score_of(model, rotated), score_of(model, crystal) @ rotation.T)
+
+
+def test_translation_leaves_the_score_alone(model, crystal):
+    shifted = Structure(crystal.lattice, crystal.species, crystal.frac_coords + [0.31, -0.47, 0.9])
+    assert_same(score_of(model, shifted), score_of(model, crystal))
+
+
+def test_permutation_permutes_the_score(model, crystal):
+    order = [3, 0, 6, 1, 5, 2, 4]
+    permuted = Structure(crystal.lattice, [crystal.species[i] for i in order], crystal.frac_coords[order])
+    assert_same(score_of(model, permuted), score_of(model, crystal)[order])
+
+
+def test_supercell_gives_the_tiled_score(model, crystal):
+    supercell = crystal * (2, 1, 1)  # pymatgen lists each site's two copies next to each other
+    assert_same(score_of(model, supercell), np.repeat(score_of(model, crystal), 2, axis=0))
+
+
+def test_cell_smaller_than_the_cutoff(model):
+    """A 2.6 A one-atom cell: each atom sees dozens of its own images; a 2x2x2 supercell agrees."""
+    cell = Structure(Lattice.from_parameters(2.6, 2.8, 3.0, 85, 95, 100), ["Si", "Li"],
+                     [[0, 0, 0], [0.45, 0.55, 0.4]])
+    big = cell * (2, 2, 2)
+    assert_same(score_of(model, big), np.repeat(score_of(model, cell), 8, axis=0))
+
+
+@pytest.mark.parametrize("lattice", [
+    Lattice.from_parameters(2.5, 2.5, 9.0, 90, 90, 120),
+    Lattice.from_parameters(4.0, 4.5, 5.0, 60, 70, 65),
+    Lattice.from_parameters(7.0, 3.1, 5.0, 100, 120, 95),
+])
+def test_graph_finds_every_neighbour(lattice):
+    """Edge count and distances equal pymatgen's exhaustive periodic neighbour search."""
+    rng = np.random.default_rng(1)
+    structure = Structure(lattice, ["Si"] * 5, rng.random((5, 3)))
+    batch = structures_to_batch([structure, structure * (1, 2, 1)])
+    edges = radius_graph(batch.frac_coords, batch.lattice, batch.batch, 6.0)
+    for index, s in enumerate([structure, structure * (1, 2, 1)]):
+        centres, _, _, distances = s.get_neighbor_list(6.0)
+        mine = edges.vectors.norm(dim=1)[batch.batch[edges.target] == index].numpy()
+        assert len(mine) == len(centres)
+        assert np.allclose(np.sort(mine), np.sort(distances), atol=1e-9)
+
+
+def test_noise_level_changes_the_output(model, crystal):
+    batch = structures_to_batch([crystal])
+    low = model.network_output(batch, torch.full((7,), 0.05))
+    high = model.network_output(batch, torch.full((7,), 5.0))
+    assert (low - high).abs().max() > 0.01 * low.abs().max()  # the sigma path is wired in

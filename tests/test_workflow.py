@@ -1,0 +1,212 @@
+"""The campaign end to end with the analytic model, CHGNet and tiny settings: outputs, Ed wiring,
+resume after a kill, per-structure failures, skipped hosts, refused resumes."""
+
+import shutil
+from pathlib import Path
+
+import ase.db
+import pytest
+from monty.serialization import dumpfn
+from pymatgen.analysis.phase_diagram import PDEntry, PhaseDiagram
+from pymatgen.core import Lattice, Structure
+from pymatgen.entries.computed_entries import ComputedEntry
+
+from chggen_plugins.analytic import AnalyticSiteModel
+from chggen_plugins.cli import main
+from chggen_plugins.config import load_config
+from chggen_plugins.errors import ChggenError
+from chggen_plugins.post.relax import Relaxer
+from chggen_plugins.sampling.noise import CartesianVE
+from chggen_plugins.store import ResultStore
+from chggen_plugins.workflow import Campaign, run_campaign
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+REFERENCE = EXAMPLES / "li4si8_reference.cif"
+ENTRIES = [ComputedEntry("Li", -1.9), ComputedEntry("Si2", -10.6), ComputedEntry("LiSi", -7.5),
+           ComputedEntry("Li2Si", -9.0)]  # eV per formula unit, CHGNet-like scale
+
+CONFIG = f"""
+output = "out"
+seed = 3
+[model]
+name = "analytic"
+source = "{REFERENCE}"
+[sampler]
+jump_length = 2
+resamples = 2
+batch_size = 2
+[cells]
+systems = ["cubic", "hexagonal"]
+ratios = [1.0]
+[relax]
+max_steps = 80
+[hosts]
+per_composition = 1
+samples = 2
+[stability]
+entries = "entries.json"
+threshold = 1.0
+[[compositions]]
+formula = "LiSi2"
+formula_units = [1]
+guests = ["Li"]
+host_files = ["si_host.cif", "p1_host.cif"]
+"""
+
+
+class Killed(Exception):
+    """Stands in for a kill between two stored rows."""
+
+
+def p1_host() -> Structure:
+    """A Si4 framework that stays P1/P-1 up to symprec 2.0, angle 30 (found by search, checked below)."""
+    return Structure(Lattice.from_parameters(4.0, 5.3, 6.9, 77, 101, 113), ["Si"] * 4,
+                     [[0.15, 0.82, 0.68], [0.79, 0.19, 0.8], [0.19, 0.08, 0.86], [0.86, 0.88, 0.47]])
+
+
+def campaign_dir(path: Path, text: str = CONFIG) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    dumpfn(ENTRIES, path / "entries.json")
+    shutil.copy(EXAMPLES / "si_host.cif", path / "si_host.cif")
+    p1_host().to(filename=str(path / "p1_host.cif"))
+    (path / "campaign.toml").write_text(text)
+    return path / "campaign.toml"
+
+
+@pytest.fixture(scope="module")
+def relaxer() -> Relaxer:
+    return Relaxer(max_steps=80)
+
+
+def small_model() -> AnalyticSiteModel:
+    return AnalyticSiteModel(Structure.from_file(REFERENCE), 0.1, CartesianVE(num_levels=12, corrector_steps=1))
+
+
+def stored(config) -> dict:
+    return {r.uid: r for r in ResultStore(config.output / "results.db").results()}
+
+
+def test_campaign_outputs_and_resume_after_a_kill(tmp_path, relaxer):
+    fresh = load_config(campaign_dir(tmp_path / "fresh"))
+    result = run_campaign(fresh, model=small_model(), relaxer=relaxer, progress=False)
+    expected = {r.uid: r for r in result.store.results()}
+    methods = [r.get("method") for r in expected.values()]
+    assert methods.count("unconditional") == 2 and methods.count("inpainting") >= 2
+
+    # The P1 framework is reported and skipped; the diamond-Si file host gets 4 Li (LiSi2).
+    skipped = expected["LiSi2/host/file:p1_host.cif"]
+    assert skipped.get("status") == "skipped" and "no space group above P-1" in skipped.get("error")
+    diamond = expected["LiSi2/host/file:si_host.cif"]
+    assert diamond.get("status") == "host" and diamond.get("guests") == "Li:4"
+    assert diamond.get("host_sg_symbol") == "Fd-3m"
+
+    # Ed is the energy above the hull of the entries file, checked with pymatgen directly.
+    diagram = PhaseDiagram([PDEntry(e.composition, e.energy) for e in ENTRIES])
+    relaxed = [r for r in expected.values() if r.get("status") in ("relaxed", "unconverged")]
+    assert relaxed
+    for row in relaxed:
+        composition = row.structure.composition
+        above = diagram.get_e_above_hull(PDEntry(composition, row.get("e_per_atom") * composition.num_atoms),
+                                         allow_negative=True)
+        assert row.get("ed") == pytest.approx(above, abs=1e-9)
+        assert row.get("hull").startswith("entries file Li-Si") and row.get("hull_approximate") is False
+        assert row.get("sg_spglib") >= 1 and row.get("sg_moyopy") >= 1 and row.get("backend") == "analytic"
+        assert row.get("delta_e") == pytest.approx(row.get("e_per_atom") - row.get("e_initial"))
+    # The generated host is the symmetrized framework of the lowest-energy relaxed unconditional structure.
+    unconditional = [r for r in expected.values() if r.get("method") == "unconditional" and r.get("status") == "relaxed"]
+    best = min(unconditional, key=lambda r: r.get("e_per_atom"))
+    assert expected[f"{best.uid}/host"].get("parent") == best.uid
+    for row in expected.values():
+        if row.get("method") == "inpainting":  # every host site exactly in place before relaxation
+            host = expected[row.get("parent")].generated
+            assert (row.generated.frac_coords[:len(host)] == host.frac_coords).all()
+            assert row.generated.composition.reduced_formula == "LiSi2"
+
+    # Outputs: summary, plots, shortlist CIFs and r2SCAN inputs without POTCARs.
+    out = fresh.output
+    summary = (out / "summary.csv").read_text().splitlines()
+    assert summary[0].startswith("composition,method,n_atoms,generated")
+    assert len(summary) == 1 + len({(r.get("method"), r.get("n_atoms")) for r in relaxed + [
+        r for r in expected.values() if r.get("status") == "error"]})
+    for name in ("symmetry_rate", "ed_histogram", "de_vs_rmsd"):
+        assert (out / "plots" / f"{name}.png").stat().st_size > 1000
+    shortlisted = (out / "shortlist.csv").read_text().splitlines()[1:]
+    assert shortlisted and len(list((out / "shortlist").glob("*.cif"))) == len(shortlisted)
+    scan = next((out / "r2scan").iterdir())
+    assert "METAGGA = R2scan" in (scan / "INCAR").read_text()
+    assert (scan / "POSCAR").is_file() and (scan / "POTCAR.spec").is_file() and not (scan / "POTCAR").exists()
+
+    # Killed inside the unconditional batch (after row 1), resumed and killed inside the inpainting
+    # batch, resumed to the end: the same rows, each exactly once, with the same energies.
+    first_inpainting = next(i for i, r in enumerate(expected.values()) if r.get("method") == "inpainting")
+    resumed = load_config(campaign_dir(tmp_path / "resumed"))
+    seen = []
+    for kill_at in (1, first_inpainting + 1):
+        def kill(stored, kill_at=kill_at):
+            seen.append(stored.uid)
+            if len(seen) == kill_at:
+                raise Killed
+
+        with pytest.raises(Killed):
+            run_campaign(resumed, model=small_model(), relaxer=relaxer, on_result=kill, progress=False)
+    run_campaign(resumed, model=small_model(), relaxer=relaxer, progress=False)
+    database = ase.db.connect(resumed.output / "results.db")
+    uids = [row.uid for row in database.select(sort="id")]
+    assert uids[:len(seen)] == seen and len(set(uids)) == len(uids) and sorted(uids) == sorted(expected)
+    again = stored(resumed)
+    for uid, row in expected.items():
+        assert again[uid].get("status") == row.get("status")
+        assert again[uid].get("e_per_atom", 0.0) == pytest.approx(row.get("e_per_atom", 0.0), abs=1e-6)
+
+
+def test_a_relaxation_failure_is_recorded_and_the_campaign_goes_on(tmp_path, relaxer, monkeypatch):
+    text = CONFIG.replace('host_files = ["si_host.cif", "p1_host.cif"]', "").replace("per_composition = 1",
+                                                                                     "per_composition = 0")
+    config = load_config(campaign_dir(tmp_path, text))
+    real = relaxer._relax
+    calls = []
+
+    def first_fails(structure):
+        calls.append(structure)
+        if len(calls) == 1:
+            raise RuntimeError("CHGNet exploded")
+        return real(structure)
+
+    monkeypatch.setattr(relaxer, "_relax", first_fails)
+    result = run_campaign(config, model=small_model(), relaxer=relaxer, progress=False)
+    statuses = {r.uid.split("/")[-2]: r for r in result.store.results()}
+    assert len(statuses) == 2 and len(calls) == 2
+    failed = [r for r in statuses.values() if r.get("status") == "error"]
+    assert len(failed) == 1 and failed[0].get("error") == "relaxation failed: RuntimeError: CHGNet exploded"
+    assert failed[0].structure is None and failed[0].generated is not None and "ed" not in failed[0].fields
+    assert result.summary[0]["generated"] == 2 and result.summary[0]["errors"] == 1
+
+    # A resume with different generation settings is refused before anything runs.
+    (tmp_path / "campaign.toml").write_text(text.replace("[cells]", "[cells]\nv0 = 20.0"))
+    with pytest.raises(ChggenError, match=r"different settings \(cells changed\)"):
+        Campaign(load_config(tmp_path / "campaign.toml"), model=small_model(), relaxer=relaxer)
+
+
+def test_an_element_the_backend_does_not_know_is_one_line(tmp_path):
+    config = load_config(campaign_dir(tmp_path, CONFIG.replace('"LiSi2"', '"NaSi2"').replace('["Li"]', '["Na"]')
+                                      .replace('host_files = ["si_host.cif", "p1_host.cif"]', "")))
+    with pytest.raises(ChggenError, match=r"compositions\[0\] \(NaSi2\): element\(s\) Na unknown"):
+        Campaign(config, model=small_model())
+    assert not (config.output / "results.db").exists()
+
+
+def test_host_file_that_does_not_fit_the_composition_is_one_line(tmp_path):
+    config = load_config(campaign_dir(tmp_path, CONFIG.replace('"LiSi2"', '"LiSi3"')))
+    with pytest.raises(ChggenError, match="si_host.cif: Si8 needs a fractional number of guests for LiSi3"):
+        Campaign(config, model=small_model())
+
+
+def test_cli_campaign_with_the_registered_analytic_model(tmp_path, capsys):
+    text = (CONFIG.replace('host_files = ["si_host.cif", "p1_host.cif"]', 'host_files = ["si_host.cif"]')
+            .replace("per_composition = 1", "per_composition = 0").replace("samples = 2", "samples = 1")
+            .replace('systems = ["cubic", "hexagonal"]', 'systems = ["cubic"]').replace("max_steps = 80", "max_steps = 10"))
+    path = campaign_dir(tmp_path, text)
+    assert main(["campaign", str(path), "-q"]) == 0
+    printed = capsys.readouterr().out
+    assert "unconditional" in printed and "inpainting" in printed and "Ed against: entries file" in printed
+    assert (tmp_path / "out" / "summary.csv").is_file()
