@@ -21,10 +21,9 @@ def li_si_structures(count=40):
     base = Structure.from_spacegroup("Fd-3m", Lattice.cubic(5.43), ["Si"], [[0, 0, 0]])
     out = []
     for k in range(count):
-        s = base.copy()
-        s.replace(k % 8, "Li")
-        s.perturb(0.05 + 0.1 * rng.random())
-        out.append(s)
+        species = ["Li" if i == k % 8 else "Si" for i in range(8)]
+        shift = rng.normal(scale=0.05 + 0.1 * rng.random(), size=(8, 3))
+        out.append(Structure(base.lattice, species, base.cart_coords + shift, coords_are_cartesian=True))
     return out
 
 
@@ -86,10 +85,15 @@ def test_training_learns_and_resumes(tmp_path):
     assert model.metadata["data_recipe"] == {"source": "test"} and model.metadata["step"] in (30, 60)
     rows = list(csv.DictReader(open(tmp_path / "log.csv")))
     assert [int(r["step"]) for r in rows] == [30, 60]
-    # a later call with more steps resumes at step 60 instead of starting over
-    train(structures, tmp_path, TrainSettings(**{**settings.__dict__, "steps": 90}), TINY, progress=False)
+    # a later call with more steps (and a grown dataset) resumes at step 60 instead of starting over;
+    # the new validation set makes the old best loss incomparable, so the next evaluation is the best
+    grown = li_si_structures(60)
+    assert grown[:40] == structures
+    train(grown, tmp_path, TrainSettings(**{**settings.__dict__, "steps": 90}), TINY, progress=False)
+    assert NativeScoreModel.load(tmp_path / "best.pt").metadata["step"] == 90
     rows = list(csv.DictReader(open(tmp_path / "log.csv")))
     assert [int(r["step"]) for r in rows] == [30, 60, 90]
+    assert NativeScoreModel.load(tmp_path / "last.pt").metadata["step"] == 90
 
 
 def test_train_command(tmp_path, capsys):

@@ -6,8 +6,10 @@ q(x | x0) (the analytic model's image/Fourier sum), not the minimum-image -d / s
 CHGGen code, which is wrong once sigma approaches the cell size. Loss: mean |output - target|^2.
 
 The run directory holds everything needed to resume after a kill: `resume.pt` (model, optimizer,
-schedule, step and random state, written atomically in one file), `best.pt` (the model with the
-lowest validation loss so far: the one to ship), `log.csv`, `split.json`.
+schedule, step and random state, written atomically in one file), `last.pt` (the latest model),
+`best.pt` (the model with the lowest validation loss so far), `log.csv`, `split.json`. Resuming on
+a grown dataset is allowed; the best-so-far is then reset, since losses on different validation
+sets do not compare.
 """
 
 from __future__ import annotations
@@ -50,6 +52,12 @@ def held_out(structure: Structure, val_fraction: float) -> bool:
     key = f"{structure.composition.formula}|{structure.lattice.abc}|{structure.frac_coords.round(4).tolist()}"
     digest = int(hashlib.sha256(key.encode()).hexdigest()[:8], 16)
     return digest / 0xFFFFFFFF < val_fraction
+
+
+def fingerprint(structures: Sequence[Structure]) -> str:
+    """Identifies a set of structures regardless of order (to tell whether a validation set changed)."""
+    keys = sorted(f"{s.composition.formula}|{s.lattice.abc}" for s in structures)
+    return hashlib.sha256("\n".join(keys).encode()).hexdigest()[:16]
 
 
 def split_dataset(structures: Sequence[Structure], val_fraction: float) -> tuple[list[Structure], list[Structure]]:
@@ -138,6 +146,8 @@ def train(structures: Sequence[Structure], run_dir: Path, settings: TrainSetting
         schedule.load_state_dict(state["schedule"])
         generator.set_state(state["generator"])
         step, best, seconds = state["step"], state["best"], state["seconds"]
+        if state.get("val_fingerprint") != fingerprint(val_set):
+            best = float("inf")
     (run_dir / "split.json").write_text(json.dumps({"train": len(train_set), "val": len(val_set),
                                                     "val_fraction": settings.val_fraction}))
     log_path = run_dir / "log.csv"
@@ -173,8 +183,10 @@ def train(structures: Sequence[Structure], run_dir: Path, settings: TrainSetting
             if val < best:
                 best = val
                 model.save(run_dir / "best.pt")
+            model.save(run_dir / "last.pt")
             save_atomically({"model": model.state(), "optimizer": optimizer.state_dict(),
                              "schedule": schedule.state_dict(), "generator": generator.get_state(),
-                             "step": step, "best": best, "seconds": elapsed}, resume_path)
+                             "step": step, "best": best, "seconds": elapsed,
+                             "val_fingerprint": fingerprint(val_set)}, resume_path)
     bar.close()
     return NativeScoreModel.load(run_dir / "best.pt")
