@@ -76,6 +76,14 @@ def test_extxyz_and_ase_db_carry_energies(tmp_path: Path) -> None:
     assert records[0].info == {"tag": "a"}
 
 
+def test_folder_reads_a_compressed_copy_only_when_the_plain_one_is_absent(tmp_path: Path) -> None:
+    ase.io.write(tmp_path / "a.extxyz", [crystal_atoms(-7.5)], format="extxyz")
+    (tmp_path / "a.extxyz.gz").write_bytes(gzip.compress((tmp_path / "a.extxyz").read_bytes()))
+    assert len(read_dataset(tmp_path)) == 1  # the builder keeps both; count each structure once
+    (tmp_path / "a.extxyz").unlink()
+    assert len(read_dataset(tmp_path)) == 1  # a fresh clone has only the committed .gz
+
+
 def test_cif_folder_and_path_errors(tmp_path: Path) -> None:
     folder = tmp_path / "cifs"
     folder.mkdir()

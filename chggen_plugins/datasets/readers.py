@@ -5,7 +5,8 @@ One entry point, `read_dataset(path)`, chosen by what the path is:
   or an `energy_per_atom` column becomes the energy; other columns are kept in `info` as text.
 - `*.extxyz`, `*.xyz` (also `.gz`, `.bz2`, `.xz`): energies from the frame (ASE reads `energy=`).
 - `*.db`: an ase.db; the row's energy and key-value pairs.
-- `*.cif`: one structure; a folder: every `*.cif` and `*.extxyz[.gz]` in it, sorted by name.
+- `*.cif`: one structure; a folder: every `*.cif` and `*.extxyz[.gz]` in it, sorted by name (a
+  compressed file is skipped when its plain copy sits beside it: the dataset builder keeps both).
 """
 
 from __future__ import annotations
@@ -123,7 +124,8 @@ def read_dataset(path: str | Path) -> list[Record]:
     """All structures in a CSV (cif column), extxyz, ase.db, CIF file or folder of CIF/extxyz files."""
     path = Path(path)
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix == ".cif" or _is_xyz(p))
+        files = sorted(p for p in path.iterdir() if (p.suffix == ".cif" or _is_xyz(p))
+                       and not (p.suffix in (".gz", ".bz2", ".xz") and p.with_suffix("").is_file()))
         if not files:
             raise ChggenError(f"{path}: folder has no *.cif or *.extxyz files")
         return [record for p in files for record in read_dataset(p)]

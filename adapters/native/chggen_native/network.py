@@ -6,7 +6,9 @@ are only ever scaled by scalars, summed, or dotted with each other, so rotating 
 every vector feature and the output, and leaves the scalars alone (SE(3)-equivariance, tested).
 The noise level enters every layer as a learned embedding of log sigma, so the network knows how
 far atoms may be from their sites (the CHGGen authors' model was blind to it and divided by sigma).
-The output is sigma times the score, a vector per atom of order one at every level.
+The output is sigma times the score, a vector per atom of order one at every level. Scalars are
+layer-normed and vectors rescaled to unit mean square before they gate anything: without that, a
+rare noisy configuration blew one training batch's loss up to 1e31 (the update is quadratic in v).
 """
 
 from __future__ import annotations
@@ -36,6 +38,12 @@ class NetworkConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def _vector_norm(v: Tensor) -> Tensor:
+    """Rescale each atom's vector channels to unit mean square: a rotation-invariant factor, so the
+    result stays equivariant, and the quadratic terms of the update cannot run away."""
+    return v / torch.sqrt(v.pow(2).sum(dim=1).mean(dim=1) + _EPS).view(-1, 1, 1)
 
 
 def _mlp(width_in: int, width_hidden: int, width_out: int) -> nn.Sequential:
@@ -80,6 +88,8 @@ class Interaction(nn.Module):
         self.features = f
         self.norm = config.neighbour_norm
         self.noise = nn.Linear(f, f)
+        self.norm_message = nn.LayerNorm(f)
+        self.norm_update = nn.LayerNorm(f)
         self.message = _mlp(f, f, 3 * f)
         self.filter = nn.Linear(config.radial_basis, 3 * f)
         self.mix_u = nn.Linear(f, f, bias=False)
@@ -90,15 +100,16 @@ class Interaction(nn.Module):
                 radial: Tensor, direction: Tensor) -> tuple[Tensor, Tensor]:
         f = self.features
         s = s + self.noise(noise)
-        gates = self.message(s)[source] * self.filter(radial)
+        gates = self.message(self.norm_message(s))[source] * self.filter(radial)
         gate_s, gate_vv, gate_vr = gates.split(f, dim=1)
-        edge_v = v[source] * gate_vv.unsqueeze(1) + direction.unsqueeze(2) * gate_vr.unsqueeze(1)
+        edge_v = _vector_norm(v)[source] * gate_vv.unsqueeze(1) + direction.unsqueeze(2) * gate_vr.unsqueeze(1)
         s = s + torch.zeros_like(s).index_add_(0, target, gate_s) / self.norm
         v = v + torch.zeros_like(v).index_add_(0, target, edge_v) / self.norm
 
-        u, w = self.mix_u(v), self.mix_v(v)
+        v_normed = _vector_norm(v)
+        u, w = self.mix_u(v_normed), self.mix_v(v_normed)
         w_norm = torch.sqrt(w.pow(2).sum(dim=1) + _EPS)
-        a_vv, a_sv, a_ss = self.update(torch.cat([s, w_norm], dim=1)).split(f, dim=1)
+        a_vv, a_sv, a_ss = self.update(torch.cat([self.norm_update(s), w_norm], dim=1)).split(f, dim=1)
         v = v + a_vv.unsqueeze(1) * u
         s = s + a_sv * (u * w).sum(dim=1) + a_ss
         return s, v
@@ -114,6 +125,7 @@ class ScoreNetwork(nn.Module):
         self.noise_embedding = NoiseEmbedding(config)
         self.radial = RadialBasis(config.radial_basis, config.cutoff)
         self.interactions = nn.ModuleList(Interaction(config) for _ in range(config.layers))
+        self.out_norm = nn.LayerNorm(config.features)
         self.out_gate = _mlp(config.features, config.features, config.features)
         self.out_mix = nn.Linear(config.features, 1, bias=False)
 
@@ -128,5 +140,5 @@ class ScoreNetwork(nn.Module):
         v = torch.zeros(len(s), 3, self.config.features, dtype=s.dtype, device=s.device)
         for interaction in self.interactions:
             s, v = interaction(s, v, noise, edges.source, edges.target, radial, direction)
-        gated = v * self.out_gate(s + noise).unsqueeze(1)
+        gated = v * self.out_gate(self.out_norm(s + noise)).unsqueeze(1)
         return self.out_mix(gated).squeeze(2)
