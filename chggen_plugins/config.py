@@ -19,7 +19,9 @@ are relative to the config file. A full example with every key and its default:
     batch_size = 64                  # crystals per sampler run
 
     [cells]                          # random starting cells of unconditional generation
-    v0 = 24.0                        # A^3 per atom
+    v0 = 24.0                        # A^3 per atom (of the first round)
+    rounds = 1                       # rounds > 1: each later round takes V0 from the lowest-energy
+                                     # relaxed structure of the rounds before it
     systems = ["cubic", "tetragonal", "orthorhombic", "monoclinic", "triclinic", "hexagonal", "rhombohedral"]
     ratios = [0.5, 0.75, 1.0, 1.25, 1.5]
     samples_per_cell = 1
@@ -105,6 +107,7 @@ class CellsConfig:
     systems: tuple[str, ...]
     ratios: tuple[float, ...]
     samples_per_cell: int
+    rounds: int
 
 
 @dataclass(frozen=True)
@@ -343,7 +346,8 @@ def load_config(path: str | Path) -> CampaignConfig:
     ratios = cells.get("ratios", "list:float", list(AXIS_RATIOS))
     if any(r <= 0 for r in ratios):
         raise cells.error("ratios", f"must all be > 0, got {ratios}")
-    cells_config = CellsConfig(v0, tuple(systems), tuple(ratios), cells.positive("samples_per_cell", "int", 1))
+    cells_config = CellsConfig(v0, tuple(systems), tuple(ratios), cells.positive("samples_per_cell", "int", 1),
+                               cells.positive("rounds", "int", 1))
     cells.done()
 
     relax = top.table("relax")

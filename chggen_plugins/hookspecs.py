@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 import pluggy
+from pymatgen.core import Composition, Structure
 
 from .protocol import ScoreModel
 
@@ -34,13 +35,25 @@ class ModelSpec:
 
     load(source) builds the model. `source` is what the user passed as --model-source (a checkpoint
     directory, a file, a hub name) or None for the plugin's bundled default; a plugin with no default
-    sets `needs_source=True` and raises ChggenError naming what is missing.
+    sets `needs_source=True` and raises ChggenError naming what is missing. `generate` is the
+    backend's own sampler where it has one (see OwnGenerator).
     """
 
     name: str
     load: Callable[[str | None], ScoreModel]
     summary: str
     needs_source: bool = False
+    generate: "OwnGenerator | None" = None
+
+
+OwnGenerator = Callable[[str | None, Composition, int, int], list[Structure]]
+"""A backend's own unconditional sampler, for benchmarks that put it beside CHGGen.
+
+Called as generate(source, composition, num_samples, seed) -> structures. The backend generates
+lattice, species and positions its own way (e.g. MatterGen's predictor-corrector), using the
+composition as far as its sampler can (at least the atom count) and saying in `summary` how; the
+structures are returned as generated, unrelaxed.
+"""
 
 
 @hookspec

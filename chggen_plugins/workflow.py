@@ -226,17 +226,20 @@ class Campaign:
         return {"composition": spec.name, "method": method,
                 "backend": cfg.model.name, "model_source": cfg.model.source,
                 "levels": self.model.noise_process.num_levels, "campaign_seed": cfg.seed,
-                "v0": cfg.cells.v0, "relax_fmax": cfg.relax.fmax, "relax_max_steps": cfg.relax.max_steps}
+                "relax_fmax": cfg.relax.fmax, "relax_max_steps": cfg.relax.max_steps}
 
-    def _generate(self, spec: CompositionConfig, method: str, units: list[_Unit], resamples: int) -> None:
-        """Sample every unit whose rows are missing, relax and store each missing sample."""
+    def _generate(self, spec: CompositionConfig, method: str, units: list[_Unit], resamples: int,
+                  stage: str) -> None:
+        """Sample every unit whose rows are missing, relax and store each missing sample.
+
+        `stage` names this call for the seeds (a method may run several times, e.g. in rounds)."""
         settings = SamplerSettings(self.config.sampler.jump_length, resamples)
         hull = self.hull(spec.composition)
         for index, batch in enumerate(_batches(units, self.config.sampler.batch_size)):
             todo = {uid for unit in batch for uid, _ in unit.jobs if uid not in self.store}
             if not todo:
                 continue
-            seed = derived_seed(self.config.seed, spec.name, method, index)
+            seed = derived_seed(self.config.seed, spec.name, stage, index)
             tasks = [InpaintTask(u.host, u.guests, len(u.jobs), label=u.label) for u in batch]
             samples = sample_tasks(tasks, self.model, seed, settings, self.config.model.device, self.progress)
             jobs = [(job, structure) for unit, structures in zip(batch, samples)
@@ -251,21 +254,43 @@ class Campaign:
                             result.structure, structure, energy)
 
     def unconditional(self, spec: CompositionConfig) -> None:
-        """Random cells of every system and ratio at N * V0, filled by the model from scratch."""
+        """Random cells of every system and ratio at N * V0, filled by the model from scratch, in
+        `cells.rounds` rounds; each later round takes V0 from the best relaxed structure so far."""
+        v0 = self.config.cells.v0
+        for round_ in range(self.config.cells.rounds):
+            if round_ > 0:
+                v0 = self._best_volume_per_atom(spec, v0)
+            self._unconditional_round(spec, round_, v0)
+
+    def _best_volume_per_atom(self, spec: CompositionConfig, previous: float) -> float:
+        """Volume per atom of the lowest-energy relaxed unconditional structure (stored rows only, so
+        a resumed campaign derives the same V0), or `previous` when nothing relaxed yet."""
+        rows = list(self.store.results(composition=spec.name, method=UNCONDITIONAL, status="relaxed"))
+        if not rows:
+            self._log(f"{spec.formula}: no relaxed structure yet, V0 stays {previous:.2f} A^3/atom")
+            return previous
+        best = min(rows, key=lambda r: r.fields["e_per_atom"]).structure
+        v0 = best.volume / len(best)
+        self._log(f"{spec.formula}: V0 = {v0:.2f} A^3/atom from {best.composition.reduced_formula} "
+                  f"at {min(r.fields['e_per_atom'] for r in rows):.4f} eV/atom")
+        return v0
+
+    def _unconditional_round(self, spec: CompositionConfig, round_: int, v0: float) -> None:
         cfg = self.config
         units = []
         for fu in spec.formula_units:
             counts = spec.counts(fu)
             n_atoms = sum(counts.values())
-            grid = lattice_grid(n_atoms, cfg.cells.v0, derived_seed(cfg.seed, spec.formula, fu, "cells"),
+            grid = lattice_grid(n_atoms, v0, derived_seed(cfg.seed, spec.formula, fu, round_, "cells"),
                                 cfg.cells.systems, cfg.cells.ratios)
             for system, ratio, lattice in grid:
                 cell = f"{system}-{ratio:g}"
-                jobs = [(f"{spec.name}/x{fu}/{UNCONDITIONAL}/seed{cfg.seed}/{cell}/{k}",
-                         {"start_cell": cell, "sample": k, "formula_units": fu})
+                jobs = [(f"{spec.name}/x{fu}/{UNCONDITIONAL}/seed{cfg.seed}/round{round_}/{cell}/{k}",
+                         {"start_cell": cell, "sample": k, "formula_units": fu, "round": round_, "v0": v0})
                         for k in range(cfg.cells.samples_per_cell)]
                 units.append(_Unit(Structure(lattice, [], []), counts, f"{spec.formula} x{fu} {cell}", jobs))
-        self._generate(spec, UNCONDITIONAL, units, cfg.sampler.unconditional_resamples)
+        self._generate(spec, UNCONDITIONAL, units, cfg.sampler.unconditional_resamples,
+                       f"{UNCONDITIONAL}/round{round_}")
 
     def _host_candidates(self, spec: CompositionConfig) -> list[StoredResult]:
         """The lowest-energy distinct relaxed unconditional structures of the composition."""
@@ -314,7 +339,7 @@ class Campaign:
                     for k in range(cfg.hosts.samples)]
             units.append(_Unit(host.generated, _parse_guests(host.fields["guests"]), host.uid, jobs))
         if units:
-            self._generate(spec, INPAINTING, units, cfg.sampler.resamples)
+            self._generate(spec, INPAINTING, units, cfg.sampler.resamples, INPAINTING)
         else:
             self._log(f"{spec.formula}: no usable host, inpainting skipped")
 

@@ -187,6 +187,33 @@ def test_a_relaxation_failure_is_recorded_and_the_campaign_goes_on(tmp_path, rel
         Campaign(load_config(tmp_path / "campaign.toml"), model=small_model(), relaxer=relaxer)
 
 
+def test_later_rounds_take_v0_from_the_best_relaxed_structure_so_far(tmp_path, relaxer):
+    text = (CONFIG.replace('host_files = ["si_host.cif", "p1_host.cif"]', "")
+            .replace("[cells]", "[cells]\nrounds = 2\nv0 = 30.0"))
+    config = load_config(campaign_dir(tmp_path, text))
+    campaign = Campaign(config, model=small_model(), relaxer=relaxer, progress=False)
+    spec = config.compositions[0]
+    campaign.unconditional(spec)
+    rows = list(campaign.store.results(method="unconditional"))
+    first = [r for r in rows if r.get("round") == 0]
+    second = [r for r in rows if r.get("round") == 1]
+    assert len(first) == len(second) == 2 and all(r.get("v0") == 30.0 for r in first)
+    for row in first:  # round 0 cells are exactly N x V0
+        assert row.generated.volume == pytest.approx(30.0 * len(row.generated), rel=1e-9)
+    relaxed = [r for r in first if r.get("status") == "relaxed"]
+    assert relaxed, "the analytic model's round-0 structures should relax within 80 steps"
+    best = min(relaxed, key=lambda r: r.get("e_per_atom")).structure
+    v0 = best.volume / len(best)
+    assert v0 != pytest.approx(30.0, rel=1e-3)
+    for row in second:
+        assert row.get("v0") == pytest.approx(v0, rel=1e-12) and "/round1/" in row.uid
+        assert row.generated.volume == pytest.approx(v0 * len(row.generated), rel=1e-9)
+    # A rerun derives the same V0 from the store and makes nothing new.
+    again = Campaign(config, model=small_model(), relaxer=relaxer, progress=False)
+    again.unconditional(spec)
+    assert len(again.store) == len(rows)
+
+
 def test_an_element_the_backend_does_not_know_is_one_line(tmp_path):
     config = load_config(campaign_dir(tmp_path, CONFIG.replace('"LiSi2"', '"NaSi2"').replace('["Li"]', '["Na"]')
                                       .replace('host_files = ["si_host.cif", "p1_host.cif"]', "")))
