@@ -12,7 +12,7 @@ from pymatgen.core import Element
 
 from .datasets.build import add_build_arguments, run_build
 from .errors import ChggenError
-from .plugins import installed_models, load_model, plugin_manager
+from .plugins import installed_models, load_model, plugin_manager, plugins
 from .pipeline import inpaint
 from .structures import read_structure, to_atoms
 
@@ -49,6 +49,8 @@ def cmd_models(args: argparse.Namespace) -> None:
             elements = " ".join(Element.from_Z(z).symbol for z in sorted(model.elements))
             process = model.noise_process.describe()
         rows.append((name, elements, process, installed.origin))
+    for name, why in sorted(plugins().broken.items()):
+        rows.append((name, "NOT LOADED", "-", why))
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[3])

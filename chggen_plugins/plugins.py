@@ -7,7 +7,7 @@ is loaded here, exactly as pytest finds its plugins.
 from __future__ import annotations
 
 import importlib.metadata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 import pluggy
@@ -38,26 +38,45 @@ def _check_entry_point_names() -> None:
             seen[entry.name] = owner
 
 
+@dataclass
+class Plugins:
+    """The plugin manager, where each plugin came from, and the plugins that failed to import (one
+    broken adapter must not take `chggen` down with it: it is reported by name and skipped)."""
+
+    manager: pluggy.PluginManager
+    origins: dict[int, str] = field(default_factory=dict)  # id(plugin module) -> "dist version (module)"
+    broken: dict[str, str] = field(default_factory=dict)   # entry-point name -> "dist version: error"
+
+
 @lru_cache(maxsize=1)
-def plugin_manager() -> pluggy.PluginManager:
+def plugins() -> Plugins:
     _check_entry_point_names()
     manager = pluggy.PluginManager(hookspecs.PROJECT)
     manager.add_hookspecs(hookspecs)
-    manager.load_setuptools_entrypoints(hookspecs.PROJECT)
-    return manager
+    found = Plugins(manager)
+    for dist in importlib.metadata.distributions():
+        owner = f"{dist.metadata['name']} {dist.version}"
+        for entry in dist.entry_points:
+            if entry.group != hookspecs.PROJECT or manager.has_plugin(entry.name) or entry.name in found.broken:
+                continue
+            try:
+                plugin = entry.load()
+            except Exception as error:  # an adapter that fails to import, whatever the reason
+                found.broken[entry.name] = f"{owner}: {type(error).__name__}: {error}"
+                continue
+            manager.register(plugin, name=entry.name)
+            found.origins[id(plugin)] = f"{owner} ({plugin.__name__})"
+    return found
 
 
-def _origins(manager: pluggy.PluginManager) -> dict[int, str]:
-    origins = {}
-    for plugin, dist in manager.list_plugin_distinfo():
-        origins[id(plugin)] = f"{dist.metadata['name']} {dist.version} ({plugin.__name__})"
-    return origins
+def plugin_manager() -> pluggy.PluginManager:
+    return plugins().manager
 
 
 def installed_models(manager: pluggy.PluginManager | None = None) -> dict[str, InstalledModel]:
     """Every model offered by a plugin, by name; two plugins claiming one name is an error."""
     manager = manager or plugin_manager()
-    origins = _origins(manager)
+    origins = plugins().origins
     models: dict[str, InstalledModel] = {}
     for impl in manager.hook.chggen_score_models.get_hookimpls():
         origin = origins.get(id(impl.plugin), impl.plugin_name)
@@ -75,7 +94,9 @@ def load_model(name: str, source: str | None = None, device: str = "cpu",
     models = installed_models(manager)
     if name not in models:
         known = ", ".join(sorted(models)) or "none (install an adapter, e.g. adapters/native)"
-        raise ChggenError(f"unknown model {name!r}; installed models: {known}")
+        broken = plugins().broken
+        why = f"; plugin {name!r} failed to load: {broken[name]}" if name in broken else ""
+        raise ChggenError(f"unknown model {name!r}; installed models: {known}{why}")
     spec = models[name].spec
     if spec.needs_source and source is None:
         raise ChggenError(f"model {name!r} needs --model-source (a checkpoint or file): {spec.summary}")

@@ -88,6 +88,25 @@ def test_two_plugins_claiming_one_name_is_an_error(tmp_path, clash, message):
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+def test_a_plugin_that_fails_to_import_is_reported_and_skipped(tmp_path):
+    """One broken adapter (a missing dependency, say) must not take every other model down."""
+    make_distribution(tmp_path, "toy_adapter", "toy")
+    make_distribution(tmp_path, "bad_adapter", "bad")
+    (tmp_path / "bad_adapter" / "plugin.py").write_text("import a_dependency_that_is_not_installed\n")
+    listed = run_chggen(["models"], tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    assert any(line.startswith("toy ") for line in listed.stdout.splitlines())
+    broken = next(line for line in listed.stdout.splitlines() if line.startswith("bad "))
+    assert "NOT LOADED" in broken and "No module named 'a_dependency_that_is_not_installed'" in broken
+    from pymatgen.core import Lattice, Structure
+    Structure(Lattice.cubic(4.0), ["Zn"], [[0, 0, 0]]).to(filename=str(tmp_path / "zn.cif"))
+    used = run_chggen(["inpaint", str(tmp_path / "zn.cif"), "--guest", "S:1", "--model", "bad",
+                       "--out", str(tmp_path / "o.cif")], tmp_path)
+    assert used.returncode == 2
+    error = [line for line in used.stderr.splitlines() if line.startswith("chggen: error")]
+    assert len(error) == 1 and "plugin 'bad' failed to load: bad_adapter 1.2.3: ModuleNotFoundError" in error[0]
+
+
 def _manager_with(*plugins):
     manager = pluggy.PluginManager(hookspecs.PROJECT)
     manager.add_hookspecs(hookspecs)

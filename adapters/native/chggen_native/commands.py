@@ -15,6 +15,10 @@ from .train import TrainSettings, split_dataset, train, validation_loss
 from .model import NativeScoreModel
 
 
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Keeps the example's line breaks and shows every default."""
+
+
 def add_train_command(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "train", help="train the native score network on a structure dataset",
@@ -22,19 +26,22 @@ def add_train_command(commands: argparse._SubParsersAction) -> None:
                     "noise ladder. Resumes when OUT already holds a run; writes OUT/best.pt (use it "
                     "as --model-source for the model 'native'), OUT/log.csv as it goes.",
         epilog="Example:\n  chggen train data/dataset --out runs/native --steps 20000",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        formatter_class=_HelpFormatter)
     parser.add_argument("data", type=Path, help="dataset: extxyz, ase.db, CDVAE-style CSV, CIF or a folder")
     parser.add_argument("--out", type=Path, required=True, help="run directory (created; resumed if present)")
     defaults, network = TrainSettings(), NetworkConfig()
-    parser.add_argument("--steps", type=int, default=defaults.steps)
-    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    parser.add_argument("--lr", type=float, default=defaults.learning_rate)
-    parser.add_argument("--val-fraction", type=float, default=defaults.val_fraction)
-    parser.add_argument("--eval-every", type=int, default=defaults.eval_every)
-    parser.add_argument("--seed", type=int, default=defaults.seed)
-    parser.add_argument("--features", type=int, default=network.features)
-    parser.add_argument("--layers", type=int, default=network.layers)
-    parser.add_argument("--cutoff", type=float, default=network.cutoff, help="Angstrom")
+    parser.add_argument("--steps", type=int, default=defaults.steps,
+                        help="optimizer steps (cosine learning-rate decay over them)")
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size, help="crystals per step")
+    parser.add_argument("--lr", type=float, default=defaults.learning_rate, help="peak AdamW learning rate")
+    parser.add_argument("--val-fraction", type=float, default=defaults.val_fraction,
+                        help="share of structures held out (chosen by content hash, stable as data grows)")
+    parser.add_argument("--eval-every", type=int, default=defaults.eval_every,
+                        help="steps between validation, log.csv rows and checkpoints")
+    parser.add_argument("--seed", type=int, default=defaults.seed, help="initial weights and batch draws")
+    parser.add_argument("--features", type=int, default=network.features, help="channels per atom")
+    parser.add_argument("--layers", type=int, default=network.layers, help="message-passing layers")
+    parser.add_argument("--cutoff", type=float, default=network.cutoff, help="graph radius, Angstrom")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(run=run_train)
 
