@@ -14,6 +14,10 @@ method (failures stay in the denominator), median FIRE steps, lowest energy and 
 (process time) per stage. Inpainting's structure count is the same as the others'; its host cells
 may differ in size from N (the conventional cell of the symmetrized framework).
 
+Every evaluated structure is written to OUT/benchmark.db (ase.db, one row per structure) as it is
+finished, with the CPU time its relaxation and analysis took; rerunning the same command resumes:
+stored structures are read back, not relaxed again. Changed settings are refused for the same OUT.
+
 Run: python benchmarks/campaign_methods.py --model native --count 20
      python benchmarks/campaign_methods.py --model analytic --model-source examples/li4si8_reference.cif \\
          --compositions LiSi2:6 --count 2 --max-steps 100 --reference-max-atoms 2 --host-cell primitive
@@ -47,7 +51,7 @@ from chggen_plugins.post.stability import build_hull
 from chggen_plugins.post.symmetry import LIBRARIES
 from chggen_plugins.report import format_table, summary_rows
 from chggen_plugins.sampling.inpaint import SamplerSettings
-from chggen_plugins.store import StoredResult
+from chggen_plugins.store import ResultStore, StoredResult
 from chggen_plugins.workflow import derived_seed, evaluate, lowest_distinct
 
 METHODS = ("random", "pyxtal", "uncond", "inpaint")
@@ -117,6 +121,33 @@ def chggen_inpainting(relaxed: list[tuple[Structure, float]], guests: list[str],
     return [s for samples in sample_tasks(tasks, model, seed, settings, device) for s in samples], notes
 
 
+def open_store(args: argparse.Namespace) -> ResultStore:
+    """OUT/benchmark.db; a store made with other generation settings is refused, not mixed."""
+    settings = {k: str(v) for k, v in vars(args).items() if k not in ("threads", "out", "device", "hull_cache")}
+    store = ResultStore(args.out / "benchmark.db")
+    stored = store.metadata.get("settings")
+    if stored is None and len(store) == 0:
+        store.metadata = {"settings": settings}
+    elif stored != settings:
+        changed = sorted(k for k in set(settings) | set(stored or {}) if (stored or {}).get(k) != settings.get(k))
+        raise ChggenError(f"{store.path} was made with other settings ({', '.join(changed)}); "
+                          "use the old ones or another --out")
+    print(f"results: {store.path} ({len(store)} structures already there)")
+    return store
+
+
+def stored_or_evaluated(store: ResultStore, uid: str, structure: Structure, relaxer: Relaxer, hull,
+                        symmetry: SymmetryConfig, fields: dict) -> StoredResult:
+    """The stored row of `uid`, or relax and analyse `structure` now and store it (with its CPU time)."""
+    if uid in store:
+        return next(store.results(uid=uid))
+    start = time.process_time()
+    result, measured = evaluate(structure, relaxer, hull, symmetry)
+    energy = result.final_energy * len(result.structure) if result.structure is not None else None
+    return store.add(uid, {**fields, **measured, "cpu_seconds": time.process_time() - start},
+                     result.structure, structure, energy)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                       formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -142,6 +173,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--out", type=Path, default=Path("runs/campaign_methods"),
+                        help="folder of benchmark.db, written as it goes (rerun to resume)")
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -155,6 +188,7 @@ def main() -> None:
     print(f"model {args.model}: {model.noise_process.describe()}; OPENBLAS_NUM_THREADS="
           f"{os.environ['OPENBLAS_NUM_THREADS']}, torch threads {torch.get_num_threads()}, cpus {os.cpu_count()}")
 
+    store = open_store(args)
     results: list[StoredResult] = []
     cpu: dict[tuple[str, str], dict[str, float]] = defaultdict(lambda: defaultdict(float))
     for spec in args.compositions.split(","):
@@ -181,15 +215,15 @@ def main() -> None:
             cpu[(formula, method)]["generate"] = time.process_time() - start
             for note in notes:
                 print(f"  {method}: {note}")
-            start = time.process_time()
             for index, structure in enumerate(starts):
-                result, fields = evaluate(structure, relaxer, hull, symmetry)
-                results.append(StoredResult(f"{formula}/{method}/{index}", result.structure, structure,
-                                            {"composition": formula, "method": method, "n_atoms": len(structure),
-                                             **fields}))
-                if method == "uncond" and fields["status"] == "relaxed":
-                    relaxed_uncond.append((result.structure, result.final_energy))
-            cpu[(formula, method)]["relax+analyse"] = time.process_time() - start
+                uid = f"{formula}/{method}/{index}"
+                row = stored_or_evaluated(store, uid, structure, relaxer, hull, symmetry,
+                                          {"composition": formula, "method": method, "n_atoms": len(structure)})
+                results.append(row)
+                if method == "uncond" and row.get("status") == "relaxed":
+                    relaxed_uncond.append((row.structure, row.get("e_per_atom")))
+            cpu[(formula, method)]["relax+analyse"] = sum(r.get("cpu_seconds") for r in results
+                                                          if r.get("composition") == formula and r.get("method") == method)
             cpu[(formula, method)]["structures"] = len(starts)
 
     print()
