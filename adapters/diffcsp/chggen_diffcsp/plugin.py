@@ -1,0 +1,21 @@
+"""Registers DiffCSP run folders as a chggen score model (entry-point group `chggen`, name `diffcsp`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from chggen_plugins.hookspecs import ModelSpec, hookimpl
+
+from .model import DiffCSPScoreModel
+
+
+def load(source: str | None) -> DiffCSPScoreModel:
+    return DiffCSPScoreModel.load(Path(source))
+
+
+@hookimpl
+def chggen_score_models() -> list[ModelSpec]:
+    return [ModelSpec("diffcsp", load, needs_source=True,
+                      summary="DiffCSP (Jiao et al. 2023) CSPNet checkpoints, CSP or de novo: "
+                              "--model-source is a DiffCSP run folder (hparams.yaml + *.ckpt) or one "
+                              ".ckpt in it; fractional wrapped-normal noise on DiffCSP's 1000-step grid")]
