@@ -86,7 +86,14 @@ def cmd_campaign(args: argparse.Namespace) -> None:
     from .config import load_config  # the campaign pulls in CHGNet and matplotlib: only when asked
     from .workflow import run_campaign
 
-    run_campaign(load_config(Path(args.config)), progress=not args.quiet)
+    config = load_config(Path(args.config))
+    if args.workers is None and args.scheduler is None:
+        run_campaign(config, progress=not args.quiet)
+        return
+    from .distributed import dask_client  # Dask only when asked for
+
+    with dask_client(args.workers, args.scheduler) as client:
+        run_campaign(config, progress=not args.quiet, client=client)
 
 
 def _config_example() -> str:
@@ -153,6 +160,12 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     campaign.add_argument("config", help="campaign config file (TOML)")
     campaign.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    campaign.add_argument("--workers", type=int, metavar="N",
+                          help="run the shards on a local Dask cluster of N single-threaded worker "
+                               "processes (pip install 'chggen-plugins[dask]')")
+    campaign.add_argument("--scheduler", metavar="ADDRESS",
+                          help="run the shards on a running Dask cluster, e.g. tcp://host:8786 (OUTPUT "
+                               "must be on a file system the workers share)")
     campaign.set_defaults(run=cmd_campaign)
 
     dataset = commands.add_parser("dataset", help="build a relaxed-structure training dataset",

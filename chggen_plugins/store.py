@@ -7,6 +7,11 @@ repeated. The row's atoms are the relaxed structure when there is one, otherwise
 generated (or nothing, for a host that could not be made); the generated structure is kept in
 `data["generated"]` and `has_relaxed` says which one the atoms are. Scalars go in the key-value pairs (ase.db forbids None: missing means None),
 so `ase db results.db status=relaxed,ed<0.1` works from the shell.
+
+SQLite allows one writer at a time and its locks are not reliable on network file systems, so a
+campaign on several machines never shares one database between processes: each Dask shard writes
+its own small store (resumable by uid like this one) and the coordinating process alone copies
+finished shards into results.db with `merge`, which takes each uid exactly once.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import ase.db
+import ase.db.row
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 from pymatgen.core import Structure
@@ -86,10 +92,29 @@ class ResultStore:
     def results(self, **selection: Scalar) -> Iterator[StoredResult]:
         """Rows in insertion order, filtered by equality on fields (e.g. stage="inpainting")."""
         for row in self._db.select(**selection, sort="id"):
-            fields = dict(row.key_value_pairs)
-            atoms = row.toatoms()
-            shown = AseAtomsAdaptor.get_structure(atoms) if len(atoms) else None
-            stored = row.data.get("generated")
-            relaxed = shown if fields["has_relaxed"] else None
-            generated = Structure.from_dict(stored) if stored is not None else None
-            yield StoredResult(fields["uid"], relaxed, generated, fields)
+            yield _stored(row)
+
+    def merge(self, path: str | Path) -> list[StoredResult]:
+        """Copy every row of the store at `path` whose uid is not here yet (atoms, energy, fields and
+        data as they are), first copy of a uid only; returns the rows copied. Merging the same
+        shard again, or a shard that two workers both wrote, adds nothing twice."""
+        other = ResultStore(path)
+        copied = []
+        for row in other._db.select(sort="id"):
+            uid = row.key_value_pairs["uid"]
+            if uid in self._uids:
+                continue
+            self._db.write(row.toatoms(), key_value_pairs=dict(row.key_value_pairs), data=dict(row.data))
+            self._uids.add(uid)
+            copied.append(_stored(row))
+        return copied
+
+
+def _stored(row: ase.db.row.AtomsRow) -> StoredResult:
+    fields = dict(row.key_value_pairs)
+    atoms = row.toatoms()
+    shown = AseAtomsAdaptor.get_structure(atoms) if len(atoms) else None
+    stored = row.data.get("generated")
+    relaxed = shown if fields["has_relaxed"] else None
+    generated = Structure.from_dict(stored) if stored is not None else None
+    return StoredResult(fields["uid"], relaxed, generated, fields)

@@ -12,16 +12,24 @@ generation settings changed is refused rather than mixed into the same store.
 
 Failures are per item: a structure CHGNet cannot relax is stored with its error, a host that
 stays P1/P-1 at every tolerance is stored as skipped; the campaign goes on either way.
+
+The work is cut into independent *shards* (`Shard`): one per composition x cell size x cell x seed
+for unconditional generation, one per host x seed for inpainting (hosts need the relaxed
+unconditional structures, so they come after), one per composition x cell size for a backend's own
+sampler. A shard is one sampler run plus the relaxation of its structures, with its seed derived
+from its key alone, so it gives the same rows whichever process runs it and in whatever order. The
+plain path runs the shards here, one after another, into results.db; `distributed.py` runs the same
+shards on Dask workers.
 """
 
 from __future__ import annotations
 
 import hashlib
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Composition, Lattice, Structure
@@ -33,7 +41,8 @@ from .errors import ChggenError
 from .host import Host, host_from_structure, strip_guests, symmetrize_host
 from .lattice import lattice_grid
 from .pipeline import check_elements, sample_tasks
-from .plugins import load_model
+from .plugins import installed_models, load_model
+from .provenance import model_provenance
 from .post.relax import Relaxer, RelaxResult
 from .post.stability import Hull, build_hull
 from .post.symmetry import space_group
@@ -42,11 +51,16 @@ from .sampling.inpaint import SamplerSettings
 from .store import ResultStore, StoredResult
 from .structures import read_structure
 
+if TYPE_CHECKING:
+    from distributed import Client
+
 UNCONDITIONAL = "unconditional"
 HOST = "host"
 INPAINTING = "inpainting"
-GENERATED = (UNCONDITIONAL, INPAINTING)  # the methods whose structures are generated and relaxed
+OWN = "own"  # a backend's own unconditional sampler (benchmarks)
+GENERATED = (UNCONDITIONAL, INPAINTING, OWN)  # the methods whose structures are generated and relaxed
 STORE_NAME = "results.db"
+SHARDS_NAME = "shards"  # per-shard databases of the Dask path
 
 
 def derived_seed(*parts: object) -> int:
@@ -96,30 +110,6 @@ def lowest_distinct(items: Sequence[tuple[Structure, float]], limit: int | None 
     return chosen
 
 
-@dataclass
-class _Unit:
-    """Samples to draw from one host (empty for unconditional): one uid and field set per sample."""
-
-    host: Structure
-    guests: dict[str, int]
-    label: str
-    jobs: list[tuple[str, dict[str, Any]]]
-
-
-def _batches(units: list[_Unit], batch_size: int) -> Iterator[list[_Unit]]:
-    """Pack units into sampler runs of at most `batch_size` crystals (big units are split)."""
-    pieces = [_Unit(u.host, u.guests, u.label, u.jobs[i:i + batch_size])
-              for u in units for i in range(0, len(u.jobs), batch_size)]
-    batch: list[_Unit] = []
-    for piece in pieces:
-        if batch and sum(len(u.jobs) for u in batch) + len(piece.jobs) > batch_size:
-            yield batch
-            batch = []
-        batch.append(piece)
-    if batch:
-        yield batch
-
-
 def _guests_text(guests: dict[str, int]) -> str:
     return ",".join(f"{symbol}:{count}" for symbol, count in guests.items())
 
@@ -158,22 +148,96 @@ class CampaignResult:
     files: dict[str, Path] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Shard:
+    """One independent piece of a campaign: a sampler run (`host` + `guests`, one crystal per job;
+    an empty host is unconditional) or, with `own` = (backend, source), one call of that backend's
+    own sampler for `guests` as the whole composition; then the relaxation of every structure.
+    Plain data, so it can travel to another process; `fields` go into every row it writes."""
+
+    key: str
+    host: Structure
+    guests: dict[str, int]
+    jobs: tuple[tuple[str, dict[str, Any]], ...]
+    fields: dict[str, Any]
+    seed: int
+    settings: SamplerSettings
+    device: str
+    hull: Hull
+    symmetry: SymmetryConfig
+    own: tuple[str, str | None] | None = None
+
+    @property
+    def uids(self) -> list[str]:
+        return [uid for uid, _ in self.jobs]
+
+
+def shard_structures(shard: Shard, model: ScoreModel) -> list[Structure]:
+    """The shard's generated structures, one per job, in job order (the same on every run)."""
+    if shard.own is None:
+        task = InpaintTask(shard.host, shard.guests, len(shard.jobs), label=shard.key)
+        return sample_tasks([task], model, shard.seed, shard.settings, shard.device)[0]
+    backend, source = shard.own
+    generate = installed_models()[backend].spec.generate
+    if generate is None:
+        raise ChggenError(f"model {backend!r} has no own sampler (its ModelSpec sets no `generate`)")
+    structures = list(generate(source, Composition(shard.guests), len(shard.jobs), shard.seed))
+    if len(structures) != len(shard.jobs) or not all(isinstance(s, Structure) for s in structures):
+        raise ChggenError(f"{backend}: its own sampler returned {len(structures)} objects for "
+                          f"{len(shard.jobs)} requested structures ({shard.key})")
+    return structures
+
+
+def run_shard(shard: Shard, store: ResultStore, model: ScoreModel, relaxer: Relaxer,
+              todo: Collection[str] | None = None,
+              on_write: Callable[[StoredResult], None] | None = None) -> int:
+    """Generate the shard's structures and relax, measure and store every job not in `store` (and
+    in `todo`, when given); returns how many rows it wrote. A structure of the wrong composition
+    from a backend's own sampler is stored as an error, unrelaxed: it is no candidate."""
+    wanted = {uid for uid in shard.uids if uid not in store and (todo is None or uid in todo)}
+    if not wanted:
+        return 0
+    target = Composition(shard.guests).reduced_composition if shard.own else None
+    structures = shard_structures(shard, model)
+    for (uid, fields), structure in zip(shard.jobs, structures):
+        if uid not in wanted:
+            continue
+        row = {**shard.fields, **fields, "n_atoms": len(structure)}
+        if target is not None and structure.composition.reduced_composition != target:
+            row.update(status="error", error=f"own sampler made {structure.composition.reduced_formula}, "
+                                             f"not {target.reduced_formula}")
+            stored = store.add(uid, row, None, structure)
+        else:
+            result, measured = evaluate(structure, relaxer, shard.hull, shard.symmetry)
+            energy = result.final_energy * len(result.structure) if result.structure is not None else None
+            stored = store.add(uid, {**row, **measured}, result.structure, structure, energy)
+        if on_write is not None:
+            on_write(stored)
+    return len(wanted)
+
+
 class Campaign:
     """One campaign from a config. `model` and `relaxer` override the config's (tests, notebooks);
-    `on_result` is called after every stored row (progress hooks)."""
+    `on_result` is called after every row that reaches results.db (progress hooks). With a Dask
+    `client` the shards run on its workers (see `distributed.py`), otherwise here, one by one."""
 
     def __init__(self, config: CampaignConfig, model: ScoreModel | None = None, relaxer: Relaxer | None = None,
-                 on_result: Callable[[StoredResult], None] | None = None, progress: bool = True) -> None:
+                 on_result: Callable[[StoredResult], None] | None = None, progress: bool = True,
+                 client: "Client | None" = None) -> None:
         self.config = config
         self.progress = progress
         self.on_result = on_result
+        self.client = client
+        self._model_override, self._relaxer_override = model, relaxer
         self.model = model if model is not None else load_model(config.model.name, config.model.source,
                                                                 config.model.device)
+        self.provenance = model_provenance(self.model)
         self._check_inputs()
         self.store = ResultStore(config.output / STORE_NAME)
         self._check_fingerprint()
         self.relaxer = relaxer if relaxer is not None else Relaxer(config.relax.fmax, config.relax.max_steps)
         self._hulls: dict[tuple[str, ...], Hull] = {}
+        self._workers = None  # the Dask side (distributed.ShardRunner), made on first use
 
     def _log(self, message: str) -> None:
         tqdm.write(f"chggen: {message}", file=sys.stderr)
@@ -225,59 +289,56 @@ class Campaign:
         cfg = self.config
         return {"composition": spec.name, "method": method,
                 "backend": cfg.model.name, "model_source": cfg.model.source,
+                "weights": self.provenance.label, "weights_provenance": self.provenance.text,
                 "levels": self.model.noise_process.num_levels, "campaign_seed": cfg.seed,
                 "relax_fmax": cfg.relax.fmax, "relax_max_steps": cfg.relax.max_steps}
 
-    def _generate(self, spec: CompositionConfig, method: str, units: list[_Unit], resamples: int,
-                  stage: str) -> None:
-        """Sample every unit whose rows are missing, relax and store each missing sample.
-
-        `stage` names this call for the seeds (a method may run several times, e.g. in rounds)."""
-        settings = SamplerSettings(self.config.sampler.jump_length, resamples)
+    def _shards(self, spec: CompositionConfig, method: str, key: str, host: Structure, guests: dict[str, int],
+                jobs: list[tuple[str, dict[str, Any]]], resamples: int,
+                own: tuple[str, str | None] | None = None) -> list[Shard]:
+        """The jobs of one cell or host as shards of at most `sampler.batch_size` crystals each."""
+        cfg = self.config
+        size = cfg.sampler.batch_size
         hull = self.hull(spec.composition)
-        for index, batch in enumerate(_batches(units, self.config.sampler.batch_size)):
-            todo = {uid for unit in batch for uid, _ in unit.jobs if uid not in self.store}
-            if not todo:
-                continue
-            seed = derived_seed(self.config.seed, spec.name, stage, index)
-            tasks = [InpaintTask(u.host, u.guests, len(u.jobs), label=u.label) for u in batch]
-            samples = sample_tasks(tasks, self.model, seed, settings, self.config.model.device, self.progress)
-            jobs = [(job, structure) for unit, structures in zip(batch, samples)
-                    for job, structure in zip(unit.jobs, structures) if job[0] in todo]
-            for (uid, fields), structure in tqdm(jobs, desc=f"{spec.formula} {method}: relax",
-                                                 disable=not self.progress, unit="structure"):
-                result, measured = evaluate(structure, self.relaxer, hull, self.config.symmetry)
-                energy = result.final_energy * len(result.structure) if result.structure is not None else None
-                self._write(uid, {**self._common(spec, method), **fields, "seed": seed,
-                                  "jump_length": settings.jump_length, "resamples": resamples,
-                                  "n_atoms": len(structure), **measured},
-                            result.structure, structure, energy)
+        shards = []
+        for part, first in enumerate(range(0, len(jobs), size)):
+            shard_key = f"{key}/part{part}"
+            seed = derived_seed(cfg.seed, shard_key)
+            settings = SamplerSettings(cfg.sampler.jump_length, resamples)
+            fields = {**self._common(spec, method), "seed": seed, "jump_length": settings.jump_length,
+                      "resamples": resamples}
+            shards.append(Shard(shard_key, host, dict(guests), tuple(jobs[first:first + size]), fields, seed,
+                                settings, cfg.model.device, hull, cfg.symmetry, own))
+        return shards
+
+    def execute(self, shards: Sequence[Shard]) -> None:
+        """Run every shard with rows missing from results.db: here, or on the Dask client's workers."""
+        if self.client is not None:
+            if self._workers is None:
+                from .distributed import ShardRunner  # Dask only when asked for
+                self._workers = ShardRunner(self.client, self.config, self._model_override,
+                                            self._relaxer_override)
+            self._workers.run(shards, self.store, self.on_result, self.progress)
+            return
+        total = sum(len(s.jobs) for s in shards)
+        with tqdm(total=total, desc="generate + relax", disable=not self.progress, unit="structure") as bar:
+            for shard in shards:
+                run_shard(shard, self.store, self.model, self.relaxer, on_write=self.on_result)
+                bar.update(len(shard.jobs))
 
     def unconditional(self, spec: CompositionConfig) -> None:
         """Random cells of every system and ratio at N * V0, filled by the model from scratch, in
         `cells.rounds` rounds; each later round takes V0 from the best relaxed structure so far."""
-        v0 = self.config.cells.v0
         for round_ in range(self.config.cells.rounds):
-            if round_ > 0:
-                v0 = self._best_volume_per_atom(spec, v0)
-            self._unconditional_round(spec, round_, v0)
+            self.execute(self.unconditional_shards(spec, round_))
 
-    def _best_volume_per_atom(self, spec: CompositionConfig, previous: float) -> float:
-        """Volume per atom of the lowest-energy relaxed unconditional structure (stored rows only, so
-        a resumed campaign derives the same V0), or `previous` when nothing relaxed yet."""
-        rows = list(self.store.results(composition=spec.name, method=UNCONDITIONAL, status="relaxed"))
-        if not rows:
-            self._log(f"{spec.formula}: no relaxed structure yet, V0 stays {previous:.2f} A^3/atom")
-            return previous
-        best = min(rows, key=lambda r: r.fields["e_per_atom"]).structure
-        v0 = best.volume / len(best)
-        self._log(f"{spec.formula}: V0 = {v0:.2f} A^3/atom from {best.composition.reduced_formula} "
-                  f"at {min(r.fields['e_per_atom'] for r in rows):.4f} eV/atom")
-        return v0
-
-    def _unconditional_round(self, spec: CompositionConfig, round_: int, v0: float) -> None:
+    def unconditional_shards(self, spec: CompositionConfig, round_: int) -> list[Shard]:
+        """One shard per cell size x lattice system x axis ratio (x batch) of round `round_`."""
         cfg = self.config
-        units = []
+        v0 = cfg.cells.v0
+        if round_ > 0:
+            v0 = self._best_volume_per_atom(spec, v0)
+        shards = []
         for fu in spec.formula_units:
             counts = spec.counts(fu)
             n_atoms = sum(counts.values())
@@ -285,17 +346,36 @@ class Campaign:
                                 cfg.cells.systems, cfg.cells.ratios)
             for system, ratio, lattice in grid:
                 cell = f"{system}-{ratio:g}"
-                jobs = [(f"{spec.name}/x{fu}/{UNCONDITIONAL}/seed{cfg.seed}/round{round_}/{cell}/{k}",
-                         {"start_cell": cell, "sample": k, "formula_units": fu, "round": round_, "v0": v0})
+                prefix = f"{spec.name}/x{fu}/{UNCONDITIONAL}/seed{cfg.seed}/round{round_}/{cell}"
+                jobs = [(f"{prefix}/{k}", {"start_cell": cell, "sample": k, "formula_units": fu,
+                                           "round": round_, "v0": v0})
                         for k in range(cfg.cells.samples_per_cell)]
-                units.append(_Unit(Structure(lattice, [], []), counts, f"{spec.formula} x{fu} {cell}", jobs))
-        self._generate(spec, UNCONDITIONAL, units, cfg.sampler.unconditional_resamples,
-                       f"{UNCONDITIONAL}/round{round_}")
+                shards += self._shards(spec, UNCONDITIONAL, prefix, Structure(lattice, [], []), counts, jobs,
+                                       cfg.sampler.unconditional_resamples)
+        return shards
+
+    def _best_volume_per_atom(self, spec: CompositionConfig, previous: float) -> float:
+        """Volume per atom of the lowest-energy relaxed unconditional structure (stored rows only, so
+        a resumed campaign derives the same V0), or `previous` when nothing relaxed yet."""
+        rows = self._relaxed_unconditional(spec)
+        if not rows:
+            self._log(f"{spec.formula}: no relaxed structure yet, V0 stays {previous:.2f} A^3/atom")
+            return previous
+        best = min(rows, key=lambda r: r.fields["e_per_atom"])
+        v0 = best.structure.volume / len(best.structure)
+        self._log(f"{spec.formula}: V0 = {v0:.2f} A^3/atom from {best.structure.composition.reduced_formula} "
+                  f"at {best.fields['e_per_atom']:.4f} eV/atom")
+        return v0
+
+    def _relaxed_unconditional(self, spec: CompositionConfig) -> list[StoredResult]:
+        """Relaxed unconditional rows by uid: the order rows reached the store (which differs between
+        the plain and the Dask path) must not decide ties."""
+        rows = self.store.results(composition=spec.name, method=UNCONDITIONAL, status="relaxed")
+        return sorted(rows, key=lambda r: r.uid)
 
     def _host_candidates(self, spec: CompositionConfig) -> list[StoredResult]:
         """The lowest-energy distinct relaxed unconditional structures of the composition."""
-        rows = list(self.store.results(composition=spec.name,
-                                       method=UNCONDITIONAL, status="relaxed"))
+        rows = self._relaxed_unconditional(spec)
         picked = lowest_distinct([(r.structure, r.fields["e_per_atom"]) for r in rows],
                                  self.config.hosts.per_composition)
         return [rows[i] for i in picked]
@@ -331,26 +411,48 @@ class Campaign:
 
     def inpainting(self, spec: CompositionConfig) -> None:
         """k samples of the guests in every usable host."""
+        self.execute(self.inpainting_shards(spec))
+
+    def inpainting_shards(self, spec: CompositionConfig) -> list[Shard]:
+        """One shard per stored usable host (x batch): its k inpainting samples."""
         cfg = self.config
-        units = []
+        shards = []
         for host in self.store.results(composition=spec.name, method=HOST, status="host"):
-            jobs = [(f"{host.uid}/{INPAINTING}/seed{cfg.seed}/{k}",
-                     {"start_cell": host.fields["host_sg_symbol"], "sample": k, "parent": host.uid})
+            prefix = f"{host.uid}/{INPAINTING}/seed{cfg.seed}"
+            jobs = [(f"{prefix}/{k}", {"start_cell": host.fields["host_sg_symbol"], "sample": k, "parent": host.uid})
                     for k in range(cfg.hosts.samples)]
-            units.append(_Unit(host.generated, _parse_guests(host.fields["guests"]), host.uid, jobs))
-        if units:
-            self._generate(spec, INPAINTING, units, cfg.sampler.resamples, INPAINTING)
-        else:
+            shards += self._shards(spec, INPAINTING, prefix, host.generated, _parse_guests(host.fields["guests"]),
+                                   jobs, cfg.sampler.resamples)
+        if not shards:
             self._log(f"{spec.formula}: no usable host, inpainting skipped")
+        return shards
+
+    def own_shards(self, spec: CompositionConfig, count: int) -> list[Shard]:
+        """`count` structures per cell size from the backend's own sampler (ModelSpec.generate)."""
+        cfg = self.config
+        shards = []
+        for fu in spec.formula_units:
+            prefix = f"{spec.name}/x{fu}/{OWN}/seed{cfg.seed}"
+            jobs = [(f"{prefix}/{k}", {"start_cell": OWN, "sample": k, "formula_units": fu}) for k in range(count)]
+            shards += self._shards(spec, OWN, prefix, Structure(Lattice.cubic(1.0), [], []), spec.counts(fu), jobs,
+                                   1, own=(cfg.model.name, cfg.model.source))
+        return shards
+
+    def stages(self) -> None:
+        """Every stage for every composition, stage by stage so that shards of all compositions run
+        side by side: unconditional rounds, then hosts, then inpainting."""
+        compositions = self.config.compositions
+        for round_ in range(self.config.cells.rounds):
+            self.execute([shard for spec in compositions for shard in self.unconditional_shards(spec, round_)])
+        for spec in compositions:
+            self.hosts(spec)
+        self.execute([shard for spec in compositions for shard in self.inpainting_shards(spec)])
 
     def run(self) -> CampaignResult:
-        """Every stage for every composition, then the report (tables, plots, shortlist, r2SCAN inputs)."""
+        """Every stage, then the report (tables, plots, shortlist, r2SCAN inputs)."""
         from .report import write_report  # matplotlib and VASP input sets only when reporting
 
-        for spec in self.config.compositions:
-            self.unconditional(spec)
-            self.hosts(spec)
-            self.inpainting(spec)
+        self.stages()
         summary, files = write_report(self.config, self.store)
         return CampaignResult(self.store, summary, files)
 
