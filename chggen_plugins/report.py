@@ -75,6 +75,8 @@ def summary_rows(results: Iterable[StoredResult], symmetry: SymmetryConfig, thre
         row["below_threshold"] = sum(passes_screen(ed, threshold) for ed in eds)
         row["threshold"] = threshold
         row["hull"] = next((r.get("hull") for r in relaxed), None)
+        row["backend"] = items[0].get("backend")
+        row["weights"] = items[0].get("weights")  # trained / UNTRAINED (random weights) / not declared
         rows.append(row)
     return rows
 
@@ -95,6 +97,8 @@ def format_table(rows: Sequence[dict[str, Any]], libraries: Sequence[str]) -> st
     if rows:
         text.append(f"symmetry: space group > P-1 at symprec {rows[0]['symprec']} A, angle "
                     f"{rows[0]['angle_tolerance']} deg; Ed threshold {rows[0]['threshold']} eV/atom")
+    for backend, weights in sorted({(row["backend"], row["weights"]) for row in rows if row["weights"]}):
+        text.append(f"model {backend}: weights {weights}")
     for hull in sorted({row["hull"] for row in rows if row["hull"]}):
         text.append(f"Ed against: {hull}")
     return "\n".join(text)

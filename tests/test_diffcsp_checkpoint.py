@@ -130,6 +130,8 @@ def test_run_folder_round_trips_through_the_loader(trained, reference):
         assert torch.equal(loaded.score(batch, level), model.score(batch, level))
     assert loaded.noise_process.num_levels == 10 and loaded.noise_process.step_lr == 1e-5  # mp_20 CSP
     assert "10 levels" in loaded.noise_process.describe()
+    assert (loaded.trained, model.trained) == (True, False)  # global_step 99 vs random weights
+    assert "99 training steps" in loaded.provenance
 
 
 def test_de_novo_model_loads_with_its_type_head(tmp_path, reference):

@@ -134,3 +134,20 @@ def test_a_relaxation_that_raises_is_recorded_and_the_dask_campaign_goes_on(tmp_
     assert {r.get("start_cell") for r in failed} == {"cubic-1"} and len(failed) == 2
     assert all(r.get("error") == "relaxation failed: RuntimeError: CHGNet exploded" for r in failed)
     assert any(r.get("method") == "inpainting" and r.get("status") in ("relaxed", "unconverged") for r in rows)
+
+
+def test_cli_runs_the_campaign_on_a_running_scheduler_and_names_bad_flags(tmp_path, client, capsys):
+    from chggen_plugins.cli import main
+
+    path = campaign_dir(tmp_path, TEXT.replace("max_steps = 20", f"max_steps = {MAX_STEPS}"))
+    address = client.scheduler.address
+    assert main(["campaign", str(path), "--scheduler", address, "-q"]) == 0
+    rows = list(ResultStore(tmp_path / "out" / "results.db").results())
+    assert any(r.get("method") == "inpainting" for r in rows) and (tmp_path / "out" / "summary.csv").is_file()
+    assert list((tmp_path / "out" / SHARDS_NAME).glob("*.db"))  # it went through the Dask path
+    capsys.readouterr()
+    for flags, message in ((["--workers", "0"], "--workers must be >= 1"),
+                           (["--workers", "2", "--scheduler", address], "not both")):
+        assert main(["campaign", str(path), *flags, "-q"]) == 2
+        error = capsys.readouterr().err.strip()
+        assert message in error and "\n" not in error

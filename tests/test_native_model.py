@@ -40,6 +40,14 @@ def test_checkpoint_round_trip(tmp_path):
     assert torch.equal(loaded.score(batch, 50), model.score(batch, 50))
 
 
+def test_weights_say_whether_they_were_trained(tmp_path):
+    from chggen_plugins.provenance import UNTRAINED, model_provenance
+    untrained = NativeScoreModel.untrained(frozenset({3, 14}), TINY)
+    assert model_provenance(untrained).label == UNTRAINED
+    shipped = model_provenance(load_model("native"))
+    assert shipped.label == "trained" and "trained" in shipped.text and "steps" in shipped.text
+
+
 def test_bad_checkpoints_are_named(tmp_path):
     with pytest.raises(ChggenError, match="no such native checkpoint"):
         NativeScoreModel.load(tmp_path / "none.pt")

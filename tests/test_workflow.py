@@ -130,6 +130,9 @@ def test_campaign_outputs_and_resume_after_a_kill(tmp_path, relaxer):
         r for r in expected.values() if r.get("status") == "error"]})
     for name in ("symmetry_rate", "ed_histogram", "de_vs_rmsd"):
         assert (out / "plots" / f"{name}.png").stat().st_size > 1000
+    # Every row and the table say what the model's weights are (the analytic score is exact).
+    assert {r.get("weights") for r in expected.values()} == {"trained"}
+    assert all(row["weights"] == "trained" for row in result.summary)
     shortlisted = (out / "shortlist.csv").read_text().splitlines()[1:]
     assert shortlisted and len(list((out / "shortlist").glob("*.cif"))) == len(shortlisted)
     scan = next((out / "r2scan").iterdir())

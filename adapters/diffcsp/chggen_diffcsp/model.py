@@ -46,8 +46,13 @@ class DiffCSPScoreModel:
     """score = -sqrt(sigmas_norm[t]) * coordinate output, per unit fractional coordinate."""
 
     def __init__(self, network: DiffCSPNetwork, noise_process: DiffCSPProcess,
-                 max_atoms_trained: int | None = None, source: str = "") -> None:
+                 max_atoms_trained: int | None = None, source: str = "", trained_steps: int | None = None) -> None:
         self.network = network.eval()
+        # chggen_plugins.provenance: random weights say so; a checkpoint's Lightning global_step tells
+        self._trained_steps = trained_steps
+        self.trained = None if trained_steps is None else trained_steps > 0
+        self.provenance = (f"DiffCSP {source or 'network'}" + ("" if trained_steps is None
+                           else f", {trained_steps} training steps"))
         self.noise_process = noise_process
         self.elements = frozenset(range(1, network.config.max_atoms + 1))
         self.max_atoms_trained = max_atoms_trained
@@ -63,7 +68,8 @@ class DiffCSPScoreModel:
         sigmas, norms = wrapped_normal_tables(config.timesteps, sigma_begin, sigma_end)
         network.sigma_scheduler.sigmas.copy_(sigmas)
         network.sigma_scheduler.sigmas_norm.copy_(norms)
-        return cls(network, DiffCSPProcess(sigmas, norms, sigma_begin, step_lr, "untrained network"))
+        return cls(network, DiffCSPProcess(sigmas, norms, sigma_begin, step_lr, "untrained network"),
+                   source="random weights", trained_steps=0)
 
     @classmethod
     def load(cls, source: Path, step_lr: float | None = None) -> "DiffCSPScoreModel":
@@ -81,7 +87,9 @@ class DiffCSPScoreModel:
         schedule = network.sigma_scheduler
         process = DiffCSPProcess(schedule.sigmas, schedule.sigmas_norm, run.sigma_begin,
                                  run.default_step_lr() if step_lr is None else step_lr, str(run.checkpoint))
-        return cls(network, process, run.max_atoms_trained, str(run.checkpoint))
+        steps = checkpoint.get("global_step")
+        return cls(network, process, run.max_atoms_trained, str(run.checkpoint),
+                   steps if isinstance(steps, int) and not isinstance(steps, bool) else None)
 
     def with_step_lr(self, step_lr: float) -> "DiffCSPScoreModel":
         """The same network with another corrector step size (DiffCSP's --step_lr)."""
@@ -89,7 +97,7 @@ class DiffCSPScoreModel:
         schedule = self.network.sigma_scheduler
         return DiffCSPScoreModel(self.network, DiffCSPProcess(schedule.sigmas, schedule.sigmas_norm,
                                                               process.sigma_begin, step_lr, self.source),
-                                 self.max_atoms_trained, self.source)
+                                 self.max_atoms_trained, self.source, self._trained_steps)
 
     def to(self, device: torch.device | str) -> "DiffCSPScoreModel":
         self.network.to(device)

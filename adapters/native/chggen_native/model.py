@@ -42,6 +42,21 @@ class NativeScoreModel:
         if too_heavy:
             raise ChggenError(f"elements {too_heavy} are outside the network's embedding (1..{config.max_z})")
 
+    @property
+    def trained(self) -> bool:
+        """True once a training run has recorded a step (chggen_plugins.provenance)."""
+        return "step" in self.metadata
+
+    @property
+    def provenance(self) -> str:
+        if not self.trained:
+            return "native network, random initial weights"
+        meta = self.metadata
+        recipe = meta.get("data_recipe", {})
+        return (f"native network trained {meta['step']} steps on {meta.get('train_structures', '?')} of "
+                f"{recipe.get('structures', '?')} structures ({', '.join(recipe.get('systems', {}))}), "
+                f"validation loss {meta.get('val_loss', float('nan')):.4f}")
+
     @classmethod
     def untrained(cls, elements: frozenset[int], config: NetworkConfig = NetworkConfig(),
                   seed: int = 0) -> "NativeScoreModel":
