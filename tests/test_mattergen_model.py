@@ -1,6 +1,7 @@
 """The MatterGen backend on a small randomly initialised MatterGen saved in its published layout:
 loading, the score against MatterGen's own score_fn, its noise process, inpainting through the
-core sampler, MatterGen's own generator, and one-line errors."""
+core sampler, MatterGen's own generator (its network swapped for the exact score of a known
+crystal), and one-line errors."""
 
 import pickle
 from pathlib import Path
@@ -75,6 +76,9 @@ def test_checkpoint_needs_full_unpickling_and_loads_with_the_saved_weights(check
     for name, tensor in saved.state_dict().items():
         assert torch.equal(loaded[name], tensor), name
     assert model.noise_process.num_levels == LEVELS
+    state = torch.random.get_rng_state()
+    load_model("mattergen", str(directory))
+    assert torch.equal(torch.random.get_rng_state(), state)  # loading draws no numbers of the caller's
 
 
 def test_score_is_mattergen_score_fn_in_the_stretched_coordinates(checkpoint, model, si_host):
@@ -157,20 +161,128 @@ def test_the_documented_cli_command_writes_inpainted_structures(checkpoint, tmp_
     assert [frame.get_chemical_formula() for frame in frames] == ["LiSi8", "LiSi8"]
 
 
-def test_own_generator_samples_lattice_species_and_positions(checkpoint):
+# MatterGen's own generator runs its real sampler, corruption and score_fn, with the denoiser network
+# swapped for the exact score of a known crystal: a random network's scores are ~1e-3, so its Langevin
+# corrector blows the cell up (~1e6 A^3 at the first step) and nothing definite can be checked.
+TARGET_LATTICE = Lattice.from_parameters(4.2, 5.1, 6.3, 84, 97, 109)  # triclinic
+TARGET_SPECIES = [16, 30, 16, 16, 30, 16]  # S and Zn: not the composition asked for, in this order
+TARGET_SITES = torch.tensor([[0.0, 0.0, 0.0], [0.27, 0.61, 0.13], [0.52, 0.08, 0.71],
+                             [0.93, 0.44, 0.36], [0.15, 0.85, 0.58], [0.68, 0.33, 0.95]],
+                            dtype=torch.float64)
+
+
+def symmetric_cell(lattice):
+    """MatterGen's lattice convention (its polar decomposition): sqrt(L L^T), the symmetric matrix
+    whose rows have the lengths and angles of L's rows."""
+    matrix = torch.tensor(lattice.matrix, dtype=torch.float64)
+    values, vectors = torch.linalg.eigh(matrix @ matrix.T)
+    return vectors @ torch.diag(values.sqrt()) @ vectors.T
+
+
+class ExactTargetDenoiser(torch.nn.Module):
+    """In place of MatterGen's GemNetTDenoiser, with its output conventions (pos and cell: score x std,
+    pos per unit fractional coordinate; atomic numbers: zero-based logits whose last class is the
+    mask), the exact marginal scores of data at one crystal (atom i at site i), or spread around it:
+    pos ~ wrapped N(site, pos_spread^2) (summed over images), cell ~ N(target, cell_spread^2 A^2) per
+    element under the lattice VP SDE, species certain and never the mask. Std, mean coefficient and
+    marginal mean come from MatterGen's own SDEs."""
+
+    def __init__(self, corruption, cell, species, sites, pos_spread=0.0, cell_spread=0.0):
+        super().__init__()
+        self.corruption = corruption
+        self.cell = cell.float()
+        self.species = torch.tensor(species)
+        self.sites = sites.float()
+        self.pos_spread, self.cell_spread = pos_spread, cell_spread
+
+    def forward(self, x, t):
+        pos_sde, cell_sde = self.corruption.sdes["pos"], self.corruption.sdes["cell"]
+        types = self.corruption.discrete_corruptions["atomic_numbers"]
+        batch_idx = x.get_batch_idx("pos")
+        assert (x["num_atoms"] == len(self.sites)).all()
+        site = torch.arange(len(batch_idx)) % len(self.sites)  # atom i of every crystal -> site i
+
+        _, std = pos_sde.marginal_prob(torch.ones_like(x["pos"]), t, batch_idx, batch=x)
+        variance = std ** 2 + self.pos_spread ** 2
+        reach = int(torch.ceil(6 * variance.max().sqrt())) + 1  # every image within 6 std
+        offsets = ((x["pos"] - self.sites[site]).remainder(1.0)[..., None]
+                   + torch.arange(-reach, reach + 1, dtype=x["pos"].dtype))
+        weights = torch.softmax(-offsets ** 2 / (2 * variance[..., None]), dim=-1)
+        pos_score = -(weights * offsets).sum(-1) / variance
+
+        target = self.cell.expand(len(x["num_atoms"]), 3, 3)
+        mean, cell_std = cell_sde.marginal_prob(target, t, None, batch=x)
+        coefficient, _ = cell_sde.mean_coeff_and_std(target, t, None, batch=x)
+        cell_score = -(x["cell"] - mean) / (cell_std ** 2 + (coefficient * self.cell_spread) ** 2)
+
+        logits = torch.full((len(batch_idx), types.d3pm.dim), -50.0)
+        logits[torch.arange(len(batch_idx)), self.species[site] - types.offset] = 0.0
+        return x.replace(pos=pos_score * std, cell=cell_score * cell_std, atomic_numbers=logits)
+
+
+def use_exact_denoiser(monkeypatch, **spreads):
+    """generate() as it is, reading the checkpoint from disk, but with ExactTargetDenoiser as the
+    network of the module it loads. Returns the target's (symmetric) cell."""
+    import chggen_mattergen.generate as own
+
+    target_cell = symmetric_cell(TARGET_LATTICE)
+    real_load = own.load_module
+
+    def load_with_exact_denoiser(directory, device="cpu"):
+        module, config = real_load(directory, device)
+        diffusion = module.diffusion_module
+        diffusion.model = ExactTargetDenoiser(diffusion.corruption, target_cell, TARGET_SPECIES,
+                                              TARGET_SITES, **spreads)
+        return module, config
+
+    monkeypatch.setattr(own, "load_module", load_with_exact_denoiser)
+    assert installed_models()["mattergen"].spec.generate is own.generate
+    return target_cell
+
+
+def test_own_generator_samples_lattice_species_and_positions(checkpoint, monkeypatch):
+    target_cell = use_exact_denoiser(monkeypatch, pos_spread=0.01, cell_spread=0.05)
     generate = installed_models()["mattergen"].spec.generate
     state = torch.random.get_rng_state()
     first = generate(str(checkpoint[0]), Composition("Li2Si4"), 2, 11)
     assert torch.equal(torch.random.get_rng_state(), state)  # seeded privately
     again = generate(str(checkpoint[0]), Composition("Li2Si4"), 2, 11)
+    other = generate(str(checkpoint[0]), Composition("Li2Si4"), 2, 12)
     vocabulary = set(mattergen_module("common.utils.globals").SELECTED_ATOMIC_NUMBERS)
-    for structure, repeat in zip(first, again):
+    assert len(first) == 2
+    # tolerances: over 100 samples (10 steps) the largest deviations were 0.029 frac, 0.031 A per
+    # cell element, 0.38% in length, 0.73 degrees and 1.3% in volume
+    for structure, repeat, reseeded in zip(first, again, other):
         assert len(structure) == 6  # the composition's atom count; species are MatterGen's choice
+        assert list(structure.atomic_numbers) == TARGET_SPECIES
         assert set(structure.atomic_numbers) <= vocabulary
-        assert structure.volume > 0 and np.isfinite(structure.lattice.matrix).all()
-        assert ((structure.frac_coords >= 0) & (structure.frac_coords < 1)).all()
-        assert np.array_equal(structure.frac_coords, repeat.frac_coords)
+        lattice = structure.lattice
+        assert np.isfinite(lattice.matrix).all()
+        assert np.abs(lattice.matrix - target_cell.numpy()).max() < 0.1
+        assert np.allclose(lattice.abc, TARGET_LATTICE.abc, rtol=0.015)
+        assert np.allclose(lattice.angles, TARGET_LATTICE.angles, atol=2.0)
+        assert lattice.volume == pytest.approx(TARGET_LATTICE.volume, rel=0.04)
+        frac = structure.frac_coords
+        assert ((frac >= 0) & (frac < 1)).all()
+        offset = (frac - TARGET_SITES.numpy() + 0.5) % 1.0 - 0.5  # minimum image, atom i vs site i
+        assert np.abs(offset).max() < 0.05
+        assert np.array_equal(frac, repeat.frac_coords)
+        assert np.array_equal(lattice.matrix, repeat.lattice.matrix)
         assert structure.atomic_numbers == repeat.atomic_numbers
+        assert not np.allclose(frac, reseeded.frac_coords)  # the seed matters
+
+
+def test_own_generator_lands_on_a_sharp_target_inside_the_cell(checkpoint, monkeypatch):
+    """With a point target the final ancestral step lands on it (float32 precision). Site 0 sits at
+    the origin: MatterGen's float32 wrap returns 1.0 for -1e-8, and with this seed it does."""
+    target_cell = use_exact_denoiser(monkeypatch)
+    generate = installed_models()["mattergen"].spec.generate
+    for structure in generate(str(checkpoint[0]), Composition("Li2Si4"), 2, 0):
+        assert list(structure.atomic_numbers) == TARGET_SPECIES
+        assert np.abs(structure.lattice.matrix - target_cell.numpy()).max() < 1e-5
+        frac = structure.frac_coords
+        assert ((frac >= 0) & (frac < 1)).all()
+        assert np.abs((frac - TARGET_SITES.numpy() + 0.5) % 1.0 - 0.5).max() < 1e-6
 
 
 def one_line_error(excinfo):

@@ -114,7 +114,8 @@ def build_module(config: DictConfig, where: str) -> torch.nn.Module:
 def load_module(directory: Path, device: str = "cpu") -> tuple[torch.nn.Module, DictConfig]:
     """(DiffusionLightningModule in eval mode with the checkpoint's weights, its config)."""
     config = read_config(directory)
-    module = build_module(config, str(directory / CONFIG_FILE))
+    with torch.random.fork_rng(devices=[]):  # initial weights are drawn, then overwritten: leave
+        module = build_module(config, str(directory / CONFIG_FILE))  # the caller's random state alone
     state = read_state_dict(directory / CHECKPOINT_FILE, device)
     try:
         module.load_state_dict(state, strict=True)

@@ -39,7 +39,11 @@ def sampler_for(module: torch.nn.Module):
     lattice = mattergen_module("common.diffusion.predictors_correctors")
     d3pm = mattergen_module("diffusion.d3pm.d3pm_predictors_correctors")
     embeddings = mattergen_module("property_embeddings")
-    steps = module.diffusion_module.corruption.discrete_corruptions["atomic_numbers"].N
+    species = module.diffusion_module.corruption.discrete_corruptions.get("atomic_numbers")
+    if species is None:
+        raise ChggenError("this MatterGen checkpoint does not diffuse atom types (no atomic_numbers "
+                          "corruption), so its own sampler cannot make whole crystals")
+    steps = species.N
     return guidance.GuidedPredictorCorrector.from_pl_module(
         module, N=steps, eps_t=1.0 / steps, guidance_scale=0.0,
         remove_conditioning_fn=embeddings.SetUnconditionalEmbeddingType(),
@@ -76,8 +80,9 @@ def sample_structures(module: torch.nn.Module, num_atoms: int, num_samples: int,
         if any(z < 1 or z > 100 for z in species):
             raise ChggenError(f"MatterGen left unresolved species {sorted(set(species))} (mask token 101): "
                               "the checkpoint's D3PM steps must match its sampler")
+        # MatterGen wraps in float32, where remainder(-1e-8, 1) is 1.0: wrap again in float64
         structures.append(Structure(Lattice(graph.cell[0].double().cpu().numpy()), species,
-                                    graph.pos.double().cpu().numpy()))
+                                    graph.pos.double().cpu().numpy() % 1.0))
     return structures
 
 
