@@ -11,6 +11,9 @@ are relative to the config file. A full example with every key and its default:
     name = "native"                  # a name from `chggen models` (required)
     source = "weights.pt"            # optional: checkpoint / file the model loads from
     device = "cpu"
+    own_samples = 0                  # per composition and cell size, also this many crystals from the
+                                     # backend's own sampler (e.g. MatterGen's), relaxed and counted
+                                     # beside CHGGen's methods (method "own"; 0 = none)
 
     [sampler]                        # noise levels come from the model
     jump_length = 10                 # RePaint jump length j (inpainting)
@@ -91,6 +94,7 @@ class ModelConfig:
     name: str
     source: str | None
     device: str
+    own_samples: int = 0
 
 
 @dataclass(frozen=True)
@@ -325,7 +329,8 @@ def load_config(path: str | Path) -> CampaignConfig:
     if source is not None and (base / Path(source).expanduser()).exists():  # a file next to the config
         source = str((base / Path(source).expanduser()).resolve())  # (else a name the adapter resolves)
     model_config = ModelConfig(model.get("name", "str", hint="a score model, see `chggen models`"),
-                               source, model.get("device", "str", "cpu"))
+                               source, model.get("device", "str", "cpu"),
+                               model.positive("own_samples", "int", 0, minimum=0))
     model.done()
 
     sampler = top.table("sampler")

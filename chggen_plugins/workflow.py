@@ -248,6 +248,10 @@ class Campaign:
         tasks = [InpaintTask(empty, c.counts(1), 1, label=f"compositions[{i}] ({c.formula})")
                  for i, c in enumerate(self.config.compositions)]
         check_elements(self.model, tasks)
+        name = self.config.model.name
+        if self.config.model.own_samples and installed_models()[name].spec.generate is None:
+            raise ChggenError(f"{self.config.path}: key 'model.own_samples' asks for model {name!r}'s own "
+                              "sampler, but it has none (only backends such as mattergen bring one)")
         self.file_hosts = {c.formula: [self._file_framework(c, path) for path in c.host_files]
                            for c in self.config.compositions}
 
@@ -440,10 +444,12 @@ class Campaign:
 
     def stages(self) -> None:
         """Every stage for every composition, stage by stage so that shards of all compositions run
-        side by side: unconditional rounds, then hosts, then inpainting."""
+        side by side: unconditional rounds, the backend's own sampler (if asked), hosts, inpainting."""
         compositions = self.config.compositions
         for round_ in range(self.config.cells.rounds):
             self.execute([shard for spec in compositions for shard in self.unconditional_shards(spec, round_)])
+        if self.config.model.own_samples:
+            self.execute([shard for spec in compositions for shard in self.own_shards(spec, self.config.model.own_samples)])
         for spec in compositions:
             self.hosts(spec)
         self.execute([shard for spec in compositions for shard in self.inpainting_shards(spec)])

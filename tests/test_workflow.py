@@ -240,3 +240,45 @@ def test_cli_campaign_with_the_registered_analytic_model(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "unconditional" in printed and "inpainting" in printed and "Ed against: entries file" in printed
     assert (tmp_path / "out" / "summary.csv").is_file()
+
+
+def test_a_backends_own_sampler_runs_beside_chggen_and_wrong_compositions_are_errors(tmp_path, relaxer,
+                                                                                     monkeypatch):
+    """`model.own_samples`: structures from the backend's own generator are relaxed and counted as
+    method "own"; one of the wrong composition is stored as an error, not relaxed; a model without a
+    generator is refused before anything runs."""
+    import dataclasses
+
+    import chggen_plugins.workflow as workflow
+    from chggen_plugins.plugins import InstalledModel
+
+    calls = []
+
+    def own_sampler(source, composition, num_samples, seed):
+        calls.append((source, composition.reduced_formula, num_samples, seed))
+        base = Structure.from_file(str(REFERENCE)).get_primitive_structure() * (2, 1, 1)  # Li2Si4
+        assert composition.formula == base.composition.formula
+        rattled = [base.copy().perturb(0.05, 0.02) for _ in range(num_samples)]
+        rattled[-1].replace_species({"Li": "Si"})  # pure Si: not LiSi2
+        return rattled
+
+    analytic = workflow.installed_models()["analytic"]
+    with_own = {"analytic": InstalledModel(dataclasses.replace(analytic.spec, generate=own_sampler),
+                                           analytic.origin)}
+    text = (CONFIG.replace('host_files = ["si_host.cif", "p1_host.cif"]', "").replace("per_composition = 1",
+            "per_composition = 0").replace('[model]', '[model]\nown_samples = 3')
+            .replace("batch_size = 2", "batch_size = 3")
+            .replace("formula_units = [1]", "formula_units = [2]"))
+    config = load_config(campaign_dir(tmp_path, text))
+    with pytest.raises(ChggenError, match="'model.own_samples' asks for model 'analytic'.s own sampler"):
+        Campaign(config, model=small_model(), relaxer=relaxer)
+
+    monkeypatch.setattr(workflow, "installed_models", lambda: with_own)
+    result = run_campaign(config, model=small_model(), relaxer=relaxer, progress=False)
+    own = [r for r in result.store.results(method="own")]
+    assert calls == [(config.model.source, "LiSi2", 3, own[0].get("seed"))]
+    assert own[2].get("status") == "error"
+    assert own[2].get("error") == "own sampler made Si, not LiSi2" and own[2].structure is None
+    assert all(r.get("status") in ("relaxed", "unconverged") and r.get("n_atoms") == 6 for r in own[:2])
+    rows = {row["method"]: row for row in result.summary}
+    assert rows["own"]["generated"] == 3 and rows["own"]["errors"] == 1 and "unconditional" in rows
