@@ -24,25 +24,8 @@ from chggen_native import NativeScoreModel  # noqa: E402
 from chggen_plugins import InpaintTask, sample_tasks  # noqa: E402
 from chggen_plugins.analytic import AnalyticSiteModel  # noqa: E402
 from chggen_plugins.sampling.inpaint import SamplerSettings  # noqa: E402
+from timed_model import TimedModel  # noqa: E402
 from chggen_plugins.sampling.noise import CartesianVE  # noqa: E402
-
-
-class TimedModel:
-    """Adds up wall time spent inside the wrapped model's score."""
-
-    def __init__(self, inner):
-        self.inner, self.noise_process, self.elements = inner, inner.noise_process, inner.elements
-        self.seconds, self.calls = 0.0, 0
-
-    def score(self, batch, level):
-        start = time.perf_counter()
-        out = self.inner.score(batch, level)
-        self.seconds += time.perf_counter() - start
-        self.calls += 1
-        return out
-
-    def to(self, device):
-        return self
 
 
 def li_si_reference() -> Structure:
