@@ -28,6 +28,8 @@ are relative to the config file. A full example with every key and its default:
     systems = ["cubic", "tetragonal", "orthorhombic", "monoclinic", "triclinic", "hexagonal", "rhombohedral"]
     ratios = [0.5, 0.75, 1.0, 1.25, 1.5]
     samples_per_cell = 1
+    count = 35                       # optional, instead of samples_per_cell: exactly this many
+                                     # structures per composition and cell size, the grid's cells in turn
 
     [relax]
     fmax = 0.1                       # eV/A
@@ -112,6 +114,13 @@ class CellsConfig:
     ratios: tuple[float, ...]
     samples_per_cell: int
     rounds: int
+    count: int | None = None
+
+    def per_cell(self, index: int, grid_size: int) -> int:
+        """How many structures cell `index` of a grid of `grid_size` cells starts."""
+        if self.count is None:
+            return self.samples_per_cell
+        return self.count // grid_size + (index < self.count % grid_size)
 
 
 @dataclass(frozen=True)
@@ -351,8 +360,13 @@ def load_config(path: str | Path) -> CampaignConfig:
     ratios = cells.get("ratios", "list:float", list(AXIS_RATIOS))
     if any(r <= 0 for r in ratios):
         raise cells.error("ratios", f"must all be > 0, got {ratios}")
+    count = cells.get("count", "int", None)
+    if count is not None and "samples_per_cell" in cells.data:
+        raise cells.error("count", "and samples_per_cell exclude each other: give one")
+    if count is not None and count < 1:
+        raise cells.error("count", f"must be >= 1, got {count}")
     cells_config = CellsConfig(v0, tuple(systems), tuple(ratios), cells.positive("samples_per_cell", "int", 1),
-                               cells.positive("rounds", "int", 1))
+                               cells.positive("rounds", "int", 1), count)
     cells.done()
 
     relax = top.table("relax")

@@ -337,7 +337,8 @@ class Campaign:
             self.execute(self.unconditional_shards(spec, round_))
 
     def unconditional_shards(self, spec: CompositionConfig, round_: int) -> list[Shard]:
-        """One shard per cell size x lattice system x axis ratio (x batch) of round `round_`."""
+        """One shard per cell size x lattice system x axis ratio (x batch) of round `round_`; with
+        `cells.count` the count is dealt over the cells in turn (cells left over start nothing)."""
         cfg = self.config
         v0 = cfg.cells.v0
         if round_ > 0:
@@ -346,14 +347,17 @@ class Campaign:
         for fu in spec.formula_units:
             counts = spec.counts(fu)
             n_atoms = sum(counts.values())
-            grid = lattice_grid(n_atoms, v0, derived_seed(cfg.seed, spec.formula, fu, round_, "cells"),
-                                cfg.cells.systems, cfg.cells.ratios)
-            for system, ratio, lattice in grid:
+            grid = list(lattice_grid(n_atoms, v0, derived_seed(cfg.seed, spec.formula, fu, round_, "cells"),
+                                     cfg.cells.systems, cfg.cells.ratios))
+            for index, (system, ratio, lattice) in enumerate(grid):
+                samples = cfg.cells.per_cell(index, len(grid))
+                if not samples:
+                    continue
                 cell = f"{system}-{ratio:g}"
                 prefix = f"{spec.name}/x{fu}/{UNCONDITIONAL}/seed{cfg.seed}/round{round_}/{cell}"
                 jobs = [(f"{prefix}/{k}", {"start_cell": cell, "sample": k, "formula_units": fu,
                                            "round": round_, "v0": v0})
-                        for k in range(cfg.cells.samples_per_cell)]
+                        for k in range(samples)]
                 shards += self._shards(spec, UNCONDITIONAL, prefix, Structure(lattice, [], []), counts, jobs,
                                        cfg.sampler.unconditional_resamples)
         return shards

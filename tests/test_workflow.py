@@ -282,3 +282,18 @@ def test_a_backends_own_sampler_runs_beside_chggen_and_wrong_compositions_are_er
     assert all(r.get("status") in ("relaxed", "unconverged") and r.get("n_atoms") == 6 for r in own[:2])
     rows = {row["method"]: row for row in result.summary}
     assert rows["own"]["generated"] == 3 and rows["own"]["errors"] == 1 and "unconditional" in rows
+
+
+def test_cells_count_deals_exactly_that_many_structures_over_the_grid(tmp_path):
+    text = CONFIG.replace("[cells]", "[cells]\ncount = 5").replace("formula_units = [1]", "formula_units = [1, 2]")
+    config = load_config(campaign_dir(tmp_path, text))
+    campaign = Campaign(config, model=small_model(), progress=False)
+    shards = campaign.unconditional_shards(config.compositions[0], 0)
+    jobs = [(shard.host.lattice, uid, fields) for shard in shards for uid, fields in shard.jobs]
+    for fu in (1, 2):
+        mine = [(lattice, fields["start_cell"]) for lattice, _, fields in jobs if fields["formula_units"] == fu]
+        assert len(mine) == 5  # per composition and cell size, whatever the grid's size
+        cells = [cell for _, cell in mine]
+        assert cells.count("cubic-1") == 3 and cells.count("hexagonal-1") == 2  # the two cells in turn
+        assert all(lattice.volume == pytest.approx(24.0 * 3 * fu) for lattice, _ in mine)
+    assert len({uid for _, uid, _ in jobs}) == 10
