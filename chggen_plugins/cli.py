@@ -108,6 +108,28 @@ def cmd_dataset_build(args: argparse.Namespace) -> None:
     print(f"distinct structures per system: {summary.counts}; this run: {dict(summary.outcomes)}")
 
 
+def _model_sources(items: list[str]) -> dict[str, str]:
+    """['mattergen=ckpt/'] -> {'mattergen': 'ckpt/'}, for benchmark --model-source."""
+    sources = {}
+    for item in items:
+        name, _, path = item.partition("=")
+        if not name or not path:
+            raise ChggenError(f"--model-source {item!r}: write NAME=PATH, e.g. mattergen=checkpoints/mp_20_base")
+        sources[name] = path
+    return sources
+
+
+def cmd_benchmark_symmetry(args: argparse.Namespace) -> None:
+    from .benchmark import parse_cases, run_symmetry_benchmark  # campaigns: CHGNet, matplotlib
+
+    models = [name.strip() for name in args.models.split(",") if name.strip()]
+    if not models:
+        raise ChggenError("--models: give at least one model name, e.g. native,mattergen,diffcsp")
+    run_symmetry_benchmark(models, _model_sources(args.model_source), parse_cases(args.compositions),
+                           args.samples, Path(args.out), hosts=args.hosts, seed=args.seed,
+                           max_steps=args.max_steps, entries=args.entries, progress=not args.quiet)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="chggen",
@@ -167,6 +189,39 @@ def build_parser() -> argparse.ArgumentParser:
                           help="run the shards on a running Dask cluster, e.g. tcp://host:8786 (OUTPUT "
                                "must be on a file system the workers share)")
     campaign.set_defaults(run=cmd_campaign)
+
+    benchmark = commands.add_parser("benchmark", help="benchmarks across installed models",
+                                    description="Benchmarks that put installed models side by side.")
+    benchmarks = benchmark.add_subparsers(dest="benchmark_command", required=True, metavar="BENCHMARK")
+    symmetry = benchmarks.add_parser(
+        "symmetry", help="symmetry success rate per model and method (the paper's Fig. 6)",
+        description="For every model, composition and cell size: the model's own sampler where it has "
+                    "one (MatterGen), CHGGen unconditional generation in random cells, and CHGGen "
+                    "inpainting into symmetrized hosts; all relaxed with CHGNet and refined the same "
+                    "way. Prints one table (success rate with counts and 95% Wilson interval; the "
+                    "weights column says trained or UNTRAINED), writes OUT/symmetry_benchmark.csv and "
+                    "OUT/symmetry_benchmark.png, and keeps each model's campaign in OUT/<model>/ "
+                    "(rerun to resume). Models that are not installed or have no checkpoint are "
+                    "listed as skipped.",
+        epilog="Example:\n  chggen benchmark symmetry --models native,mattergen \\\n"
+               "      --model-source mattergen=checkpoints/mp_20_base --compositions Li5Si2:14,Li2Si:12 "
+               "--samples 20",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    symmetry.add_argument("--models", default="native", help="comma-separated model names (see `chggen models`)")
+    symmetry.add_argument("--model-source", action="append", default=[], metavar="NAME=PATH",
+                          help="checkpoint of a model that needs one (repeatable)")
+    symmetry.add_argument("--compositions", default="Li5Si2:14,Li2Si:12",
+                          help="FORMULA:ATOMS[:GUEST],... (guest default: the least electronegative element)")
+    symmetry.add_argument("--samples", type=int, default=20,
+                          help="structures per model, method, composition and cell size")
+    symmetry.add_argument("--hosts", type=int, default=3, help="hosts per composition for inpainting")
+    symmetry.add_argument("--max-steps", type=int, default=500, help="FIRE steps per relaxation")
+    symmetry.add_argument("--entries", type=Path, default=None,
+                          help="ComputedEntry JSON for Ed (default: MP with MP_API_KEY, else a CHGNet hull)")
+    symmetry.add_argument("--seed", type=int, default=0)
+    symmetry.add_argument("--out", default="symmetry_benchmark", help="output folder (default %(default)s)")
+    symmetry.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    symmetry.set_defaults(run=cmd_benchmark_symmetry)
 
     dataset = commands.add_parser("dataset", help="build a relaxed-structure training dataset",
                                   description="Training data the project makes itself.")

@@ -29,7 +29,8 @@ are relative to the config file. A full example with every key and its default:
     ratios = [0.5, 0.75, 1.0, 1.25, 1.5]
     samples_per_cell = 1
     count = 35                       # optional, instead of samples_per_cell: exactly this many
-                                     # structures per composition and cell size, the grid's cells in turn
+                                     # structures per composition and cell size, dealt over the cells
+                                     # in turn (every system at ratio 1 first, then 1.25, 0.75, ...)
 
     [relax]
     fmax = 0.1                       # eV/A
@@ -116,11 +117,11 @@ class CellsConfig:
     rounds: int
     count: int | None = None
 
-    def per_cell(self, index: int, grid_size: int) -> int:
-        """How many structures cell `index` of a grid of `grid_size` cells starts."""
+    def per_cell(self, turn: int, grid_size: int) -> int:
+        """How many structures the cell dealt `turn`-th of a grid of `grid_size` cells starts."""
         if self.count is None:
             return self.samples_per_cell
-        return self.count // grid_size + (index < self.count % grid_size)
+        return self.count // grid_size + (turn < self.count % grid_size)
 
 
 @dataclass(frozen=True)

@@ -81,14 +81,18 @@ def summary_rows(results: Iterable[StoredResult], symmetry: SymmetryConfig, thre
     return rows
 
 
-def format_table(rows: Sequence[dict[str, Any]], libraries: Sequence[str]) -> str:
-    """The summary as aligned text, with the hulls Ed was measured against underneath."""
-    header = ["composition", "method", "atoms", "n", "conv", "err",
-              *[f"sym {lib}" for lib in libraries], "med steps", "min E/at", "min Ed", "Ed<thr"]
+def format_table(rows: Sequence[dict[str, Any]], libraries: Sequence[str], by_backend: bool = False) -> str:
+    """The summary as aligned text, with the hulls Ed was measured against underneath; `by_backend`
+    adds the backend and its weights to every line (the cross-model benchmark)."""
+    first = ["backend", "weights"] if by_backend else []
+    header = [*first, "composition", "method", "atoms", "n", "conv", "err",
+              *[f"sym {lib} (95% CI)" for lib in libraries], "med steps", "min E/at", "min Ed", "Ed<thr"]
     lines = [header]
     for row in rows:
-        rates = [f"{row[f'symmetric_{lib}']}/{row['generated']} ({row[f'rate_{lib}']:.0%})" for lib in libraries]
-        lines.append([row["composition"], row["method"], str(row["n_atoms"]), str(row["generated"]),
+        rates = [f"{row[f'symmetric_{lib}']}/{row['generated']} ({row[f'rate_{lib}']:.0%}, "
+                 f"{row[f'rate_{lib}_low']:.0%}-{row[f'rate_{lib}_high']:.0%})" for lib in libraries]
+        lines.append([*(str(row[key]) for key in ("backend", "weights") if by_backend),
+                      row["composition"], row["method"], str(row["n_atoms"]), str(row["generated"]),
                       str(row["converged"]), str(row["errors"]), *rates, _text(row["median_steps"], "g"),
                       _text(row["lowest_e_per_atom"], ".3f"), _text(row["lowest_ed"], ".3f"),
                       str(row["below_threshold"])])
@@ -109,10 +113,11 @@ def _text(value: Any, spec: str) -> str:
 
 
 def write_csv(rows: Sequence[dict[str, Any]], path: Path) -> Path:
+    """Rows as CSV; the columns are every key of any row, in first-seen order."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="") as handle:
         if rows:
-            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+            writer = csv.DictWriter(handle, fieldnames=list(dict.fromkeys(key for row in rows for key in row)))
             writer.writeheader()
             writer.writerows(rows)
     return path
@@ -154,15 +159,24 @@ def _save(figure: Figure, path: Path) -> Path:
     return path
 
 
-def plot_symmetry_rates(rows: Sequence[dict[str, Any]], libraries: Sequence[str], path: Path) -> Path:
-    """Symmetry success rate vs atoms per cell, one line per method and library, Wilson 95% bars."""
-    figure = Figure(figsize=(6, 4))
+def plot_symmetry_rates(rows: Sequence[dict[str, Any]], libraries: Sequence[str], path: Path,
+                        by_backend: bool = False) -> Path:
+    """Symmetry success rate vs atoms per cell, one line per method (and backend, with `by_backend`)
+    and library, Wilson 95% bars."""
+    figure = Figure(figsize=(7, 4.5) if by_backend else (6, 4))
     axes = figure.add_subplot()
-    for method in GENERATED:
+    if by_backend:  # one library keeps many backends x methods readable; the table has them all
+        libraries = libraries[:1]
+    weights = {row.get("backend"): row.get("weights") for row in rows}
+    series = list(dict.fromkeys((row["backend"] if by_backend else None, row["method"]) for row in rows))
+    for backend, method in sorted(series, key=lambda s: (str(s[0]), GENERATED.index(s[1]))):
+        name = method
+        if by_backend:  # random or undeclared weights are named on the line itself
+            name = f"{backend} {method}" + ("" if weights[backend] == "trained" else f" [{weights[backend]}]")
         for style, library in zip(("-o", "--s"), libraries):
             counts: dict[int, list[int]] = defaultdict(lambda: [0, 0])
             for row in rows:
-                if row["method"] == method:
+                if row["method"] == method and (not by_backend or row["backend"] == backend):
                     counts[row["n_atoms"]][0] += row[f"symmetric_{library}"]
                     counts[row["n_atoms"]][1] += row["generated"]
             if not counts:
@@ -171,7 +185,7 @@ def plot_symmetry_rates(rows: Sequence[dict[str, Any]], libraries: Sequence[str]
             rates = np.array([counts[n][0] / counts[n][1] for n in sizes])
             bounds = np.array([wilson_interval(*counts[n]) for n in sizes])
             axes.errorbar(sizes, rates, yerr=[rates - bounds[:, 0], bounds[:, 1] - rates], fmt=style,
-                          capsize=3, label=f"{method} ({library})")
+                          capsize=3, label=f"{name} ({library})")
     if rows:
         axes.set_title(f"space group > P-1 at symprec {rows[0]['symprec']} A, {rows[0]['angle_tolerance']} deg",
                        fontsize=9)

@@ -25,6 +25,7 @@ shards on Dask workers.
 from __future__ import annotations
 
 import hashlib
+import math
 import sys
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
@@ -108,6 +109,13 @@ def lowest_distinct(items: Sequence[tuple[Structure, float]], limit: int | None 
         if not any(matcher.fit(items[i][0], items[j][0]) for j in chosen):
             chosen.append(i)
     return chosen
+
+
+def deal_order(grid: Sequence[tuple[str, float, Lattice]]) -> list[int]:
+    """Grid indices in the order `cells.count` deals structures: every lattice system at axis ratio 1
+    first, then ratios further from 1 on a log scale (1.25, 0.75, 1.5, 0.5), so a small count still
+    spans the systems."""
+    return sorted(range(len(grid)), key=lambda i: (abs(math.log(grid[i][1])), grid[i][1], i))
 
 
 def _guests_text(guests: dict[str, int]) -> str:
@@ -338,7 +346,7 @@ class Campaign:
 
     def unconditional_shards(self, spec: CompositionConfig, round_: int) -> list[Shard]:
         """One shard per cell size x lattice system x axis ratio (x batch) of round `round_`; with
-        `cells.count` the count is dealt over the cells in turn (cells left over start nothing)."""
+        `cells.count` the count is dealt over the cells in `deal_order` (cells left over start nothing)."""
         cfg = self.config
         v0 = cfg.cells.v0
         if round_ > 0:
@@ -349,8 +357,9 @@ class Campaign:
             n_atoms = sum(counts.values())
             grid = list(lattice_grid(n_atoms, v0, derived_seed(cfg.seed, spec.formula, fu, round_, "cells"),
                                      cfg.cells.systems, cfg.cells.ratios))
+            turn = {index: rank for rank, index in enumerate(deal_order(grid))}
             for index, (system, ratio, lattice) in enumerate(grid):
-                samples = cfg.cells.per_cell(index, len(grid))
+                samples = cfg.cells.per_cell(turn[index], len(grid))
                 if not samples:
                     continue
                 cell = f"{system}-{ratio:g}"

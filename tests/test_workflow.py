@@ -297,3 +297,12 @@ def test_cells_count_deals_exactly_that_many_structures_over_the_grid(tmp_path):
         assert cells.count("cubic-1") == 3 and cells.count("hexagonal-1") == 2  # the two cells in turn
         assert all(lattice.volume == pytest.approx(24.0 * 3 * fu) for lattice, _ in mine)
     assert len({uid for _, uid, _ in jobs}) == 10
+
+
+def test_cells_count_spans_the_lattice_systems_before_the_axis_ratios(tmp_path):
+    text = CONFIG.replace('systems = ["cubic", "hexagonal"]', 'systems = ["cubic", "tetragonal", "hexagonal"]')
+    text = text.replace("ratios = [1.0]", "ratios = [0.5, 0.75, 1.0, 1.25, 1.5]").replace("[cells]", "[cells]\ncount = 4")
+    config = load_config(campaign_dir(tmp_path, text))
+    shards = Campaign(config, model=small_model(), progress=False).unconditional_shards(config.compositions[0], 0)
+    cells = sorted(fields["start_cell"] for shard in shards for _, fields in shard.jobs)
+    assert cells == ["cubic-1", "cubic-1.25", "hexagonal-1", "tetragonal-1"]
