@@ -3,6 +3,7 @@ loading, the score against MatterGen's own score_fn, its noise process, inpainti
 core sampler, MatterGen's own generator (its network swapped for the exact score of a known
 crystal), and one-line errors."""
 
+import functools
 import pickle
 from pathlib import Path
 
@@ -236,6 +237,7 @@ def use_exact_denoiser(monkeypatch, **spreads):
         return module, config
 
     monkeypatch.setattr(own, "load_module", load_with_exact_denoiser)
+    monkeypatch.setattr(own, "_module", functools.lru_cache(maxsize=1)(own._module.__wrapped__))  # fresh cache
     assert installed_models()["mattergen"].spec.generate is own.generate
     return target_cell
 

@@ -12,7 +12,7 @@ MatterGen's final mean estimate, unrelaxed.
 
 from __future__ import annotations
 
-from functools import partial
+from functools import lru_cache, partial
 from pathlib import Path
 
 import torch
@@ -93,5 +93,11 @@ def generate(source: str | None, composition: Composition, num_samples: int, see
                           "(config.yaml + checkpoints/last.ckpt)")
     if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
         raise ChggenError(f"num_samples must be a positive integer, got {num_samples!r}")
-    module, _ = load_module(Path(resolve_source(source)))
-    return sample_structures(module, atom_count(Composition(composition)), num_samples, seed)
+    return sample_structures(_module(resolve_source(source)), atom_count(Composition(composition)),
+                             num_samples, seed)
+
+
+@lru_cache(maxsize=1)
+def _module(directory: Path) -> torch.nn.Module:
+    """The checkpoint's module, loaded once for the many calls a campaign makes (one per shard)."""
+    return load_module(Path(directory))[0]
