@@ -122,8 +122,11 @@ def chggen_inpainting(relaxed: list[tuple[Structure, float]], guests: list[str],
 
 
 def open_store(args: argparse.Namespace) -> ResultStore:
-    """OUT/benchmark.db; a store made with other generation settings is refused, not mixed."""
-    settings = {k: str(v) for k, v in vars(args).items() if k not in ("threads", "out", "device", "hull_cache")}
+    """OUT/benchmark.db; a store made with other generation settings is refused, not mixed. --methods
+    is not a setting: it picks which rows to make (each uid names its method), so methods can be run
+    in several passes into one store."""
+    ignored = ("threads", "out", "device", "hull_cache", "methods")
+    settings = {k: str(v) for k, v in vars(args).items() if k not in ignored}
     store = ResultStore(args.out / "benchmark.db")
     stored = store.metadata.get("settings")
     if stored is None and len(store) == 0:
