@@ -1,10 +1,14 @@
-"""Four ways to start a crystal structure search, side by side in one run, all relaxed the same way:
+"""Six ways to start a crystal structure search, side by side in one run, all relaxed the same way:
 
-(a) random     random Bravais cell at N * V0 (lattice.py) + uniformly random fractional positions
-(b) pyxtal     PyXtal random symmetric crystal: a random space group compatible with the atom counts
-(c) uncond     CHGGen unconditional generation in the campaign's random cells (lattice_grid)
-(d) inpaint    CHGGen inpainting: hosts from the lowest-energy distinct relaxed (c) structures
-               (guests stripped, framework symmetrized), guests generated into them
+(a) random        random Bravais cell at N * V0 (lattice.py) + uniformly random fractional positions
+(b) pyxtal        PyXtal random symmetric crystal: a random space group compatible with the atom counts
+(c) uncond        CHGGen unconditional generation in the campaign's random cells (lattice_grid)
+(d) inpaint       CHGGen inpainting: hosts from the lowest-energy distinct relaxed (c) structures
+                  (guests stripped, framework symmetrized), guests generated into them freely
+(e) inpaint-snap  the structures of (d), each snapped to the symmetric structure spglib finds within
+                  --snap-symprec before relaxing (XtalPaint's cheap route to symmetry)
+(f) inpaint-sym   the hosts of (d), guests generated on Wyckoff orbits of the host's group (or of its
+                  largest subgroup that fits the counts): symmetric inpainting
 
 Every structure goes through `workflow.evaluate`: CHGNet relaxation (FIRE, fmax 0.1, cell relaxed,
 pairs < 1 A set aside), space group with spglib and moyopy (symprec 0.1 A, 10 deg), Ed against the
@@ -48,13 +52,14 @@ from chggen_plugins.pipeline import sample_tasks
 from chggen_plugins.plugins import load_model
 from chggen_plugins.post.relax import Relaxer
 from chggen_plugins.post.stability import build_hull
-from chggen_plugins.post.symmetry import LIBRARIES
+from chggen_plugins.post.symmetry import LIBRARIES, snap_to_symmetry
 from chggen_plugins.report import format_table, summary_rows
 from chggen_plugins.sampling.inpaint import SamplerSettings
 from chggen_plugins.store import ResultStore, StoredResult
 from chggen_plugins.workflow import derived_seed, evaluate, lowest_distinct
+from chggen_plugins.wyckoff import NoSymmetricPlacement
 
-METHODS = ("random", "pyxtal", "uncond", "inpaint")
+METHODS = ("random", "pyxtal", "uncond", "inpaint", "inpaint-snap", "inpaint-sym")
 PAPER_SET = "ZnP2S6:9,Zn2P2S7:11,Li5Si2:14,Li2Si:12,Li13Si4:17"
 
 
@@ -103,8 +108,10 @@ def chggen_unconditional(counts, n, model, seed, v0, device) -> list[Structure]:
 
 
 def chggen_inpainting(relaxed: list[tuple[Structure, float]], guests: list[str], n: int, max_hosts: int,
-                      cell: str, model, seed, settings, device) -> tuple[list[Structure], list[str]]:
-    """n structures over up to max_hosts hosts from the best distinct relaxed structures."""
+                      cell: str, model, seed, settings, device,
+                      symmetric: bool = False) -> tuple[list[Structure], list[str]]:
+    """n structures over up to max_hosts hosts from the best distinct relaxed structures (guests on
+    Wyckoff orbits with `symmetric`; a host whose guest counts no orbit combination gives is skipped)."""
     hosts, notes = [], []
     for index in lowest_distinct(relaxed):
         if len(hosts) == max_hosts:
@@ -115,8 +122,20 @@ def chggen_inpainting(relaxed: list[tuple[Structure, float]], guests: list[str],
             notes.append(str(error))
     if not hosts:
         return [], notes + ["no usable host: inpainting skipped"]
+    if symmetric:  # plan the Wyckoff placements first: a host that cannot take the guests drops out
+        planned = []
+        for h in hosts:
+            try:
+                planned.append((h, InpaintTask(h.structure, h.guests, 1, symmetric=True).plan.group.describe()))
+            except NoSymmetricPlacement as error:
+                notes.append(f"host {h.spacegroup_symbol} skipped: {error}")
+        hosts = [h for h, _ in planned]
+        notes += [f"host {h.spacegroup_symbol}: guests keep {group}" for h, group in planned]
+        if not hosts:
+            return [], notes + ["no host takes the guests symmetrically: symmetric inpainting skipped"]
     shares = [n // len(hosts) + (i < n % len(hosts)) for i in range(len(hosts))]
-    tasks = [InpaintTask(h.structure, h.guests, k, label=h.spacegroup_symbol) for h, k in zip(hosts, shares) if k]
+    tasks = [InpaintTask(h.structure, h.guests, k, label=h.spacegroup_symbol, symmetric=symmetric)
+             for h, k in zip(hosts, shares) if k]
     notes += [f"host {h.structure.composition.formula} {h.spacegroup_symbol} (symprec {h.symprec})" for h in hosts]
     return [s for samples in sample_tasks(tasks, model, seed, settings, device) for s in samples], notes
 
@@ -169,6 +188,7 @@ def main() -> None:
     parser.add_argument("--jump-length", type=int, default=10)
     parser.add_argument("--resamples", type=int, default=3)
     parser.add_argument("--max-steps", type=int, default=500, help="FIRE step budget")
+    parser.add_argument("--snap-symprec", type=float, default=0.5, help="A, for inpaint-snap (default 0.5)")
     parser.add_argument("--entries", default=None, help="entries file for Ed (default: MP or CHGNet hull)")
     parser.add_argument("--hull-cache", default="~/.cache/chggen", help="MP / reference hull cache")
     parser.add_argument("--reference-max-atoms", type=int, default=8)
@@ -202,7 +222,8 @@ def main() -> None:
         print(f"\n{formula} ({sum(counts.values())} atoms), guest {guest}; Ed against {hull.label}")
         rng = np.random.default_rng(derived_seed(args.seed, formula))
         relaxed_uncond: list[tuple[Structure, float]] = []
-        for method in methods:
+        inpainted: list[Structure] = []
+        for method in sorted(methods, key=METHODS.index):  # uncond before the inpaintings, inpaint before snap
             start = time.process_time()
             notes: list[str] = []
             if method == "random":
@@ -212,9 +233,18 @@ def main() -> None:
             elif method == "uncond":
                 starts = chggen_unconditional(counts, args.count, model, derived_seed(args.seed, formula, method),
                                               args.v0, args.device)
+            elif method == "inpaint-snap":
+                if not inpainted:
+                    inpainted, notes = chggen_inpainting(relaxed_uncond, [guest], args.count, args.hosts,
+                                                         args.host_cell, model, derived_seed(args.seed, formula, "inpaint"),
+                                                         settings, args.device)
+                starts = [snap_to_symmetry(s, args.snap_symprec) for s in inpainted]
             else:
                 starts, notes = chggen_inpainting(relaxed_uncond, [guest], args.count, args.hosts, args.host_cell, model,
-                                                  derived_seed(args.seed, formula, method), settings, args.device)
+                                                  derived_seed(args.seed, formula, method), settings, args.device,
+                                                  symmetric=method == "inpaint-sym")
+                if method == "inpaint":
+                    inpainted = starts
             cpu[(formula, method)]["generate"] = time.process_time() - start
             for note in notes:
                 print(f"  {method}: {note}")
@@ -234,7 +264,7 @@ def main() -> None:
     print("\nCPU time (process time, s): generate | relax + space groups + Ed (per structure)")
     for (formula, method), times in cpu.items():
         n = max(int(times["structures"]), 1)
-        print(f"  {formula:10s} {method:8s} {times['generate']:8.1f} | {times['relax+analyse']:8.1f} "
+        print(f"  {formula:10s} {method:12s} {times['generate']:8.1f} | {times['relax+analyse']:8.1f} "
               f"({times['relax+analyse'] / n:.1f} per structure, {int(times['structures'])} structures)")
 
 

@@ -6,12 +6,14 @@ import os
 # relaxation ran 6x faster with 1). It must be set before numpy loads; a user's own setting wins.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from .batch import InpaintTask  # noqa: E402
-from .errors import ChggenError  # noqa: E402
-from .pipeline import generate, inpaint, sample_tasks  # noqa: E402
-from .plugins import installed_models, load_model  # noqa: E402
-from .protocol import CrystalBatch, NoiseProcess, ScoreModel  # noqa: E402
+from .lazy import lazy_exports  # noqa: E402
 
-__all__ = ["ChggenError", "CrystalBatch", "InpaintTask", "NoiseProcess", "ScoreModel", "generate",
-           "inpaint", "installed_models", "load_model", "sample_tasks"]
+# Imported on first use: the CLI and the plugin registry import this package without needing torch.
+_EXPORTS = {"ChggenError": ".errors", "CrystalBatch": ".protocol", "InpaintTask": ".batch",
+            "NoiseProcess": ".protocol", "ScoreModel": ".protocol", "generate": ".pipeline",
+            "inpaint": ".pipeline", "installed_models": ".plugins", "intercalate": ".intercalation",
+            "load_model": ".plugins",
+            "sample_tasks": ".pipeline"}
+__getattr__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)
 __version__ = "0.1.0"

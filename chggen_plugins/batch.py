@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Mapping, Sequence
 
+import numpy as np
 import torch
 from pymatgen.core import Element, Structure
 
 from .errors import ChggenError
 from .protocol import CrystalBatch
+from .sampling.orbits import OrbitConstraint
+from .wyckoff import GuestPlan, Orbit, plan_guests
 
 
 def parse_guests(guests: Mapping[str, int], where: str = "guests") -> dict[str, int]:
@@ -28,22 +31,37 @@ def parse_guests(guests: Mapping[str, int], where: str = "guests") -> dict[str, 
 
 @dataclass(frozen=True)
 class InpaintTask:
-    """Generate `guests` into a fixed `host`, `n_samples` times. An empty host is unconditional."""
+    """Generate `guests` into a fixed `host`, `n_samples` times. An empty host is unconditional.
+
+    `symmetric=True` puts the guests on Wyckoff orbits of the host's space group (or of its largest
+    subgroup that fits the counts, or of `space_group`), drawn afresh for every sample unless
+    `wyckoff` names them ({"Li": ["4b"]}).
+    """
 
     host: Structure
     guests: dict[str, int]
     n_samples: int = 1
     label: str = ""
+    symmetric: bool = False
+    space_group: int | None = None
+    wyckoff: Mapping[str, Sequence[str]] | None = None
     guest_numbers: list[int] = field(init=False, repr=False)
+    plan: GuestPlan | None = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         where = self.label or "task"
-        guests = parse_guests(self.guests, f"{where}: guests")
+        guests = parse_guests(self.guests, f"{self.label}: guests" if self.label else "guests")
         if isinstance(self.n_samples, bool) or not isinstance(self.n_samples, int) or self.n_samples < 1:
             raise ChggenError(f"{where}: n_samples must be a positive integer, got {self.n_samples!r}")
+        if (self.space_group is not None or self.wyckoff is not None) and not self.symmetric:
+            raise ChggenError(f"{where}: space_group and wyckoff are only used with symmetric=True")
+        if self.symmetric and len(self.host) == 0:
+            raise ChggenError(f"{where}: symmetric inpainting needs a host whose group the guests keep")
         numbers = [Element(symbol).Z for symbol, count in guests.items() for _ in range(count)]
         object.__setattr__(self, "guests", guests)
         object.__setattr__(self, "guest_numbers", numbers)
+        object.__setattr__(self, "plan", plan_guests(self.host, guests, self.space_group,
+                                                   wyckoff=self.wyckoff) if self.symmetric else None)
 
     @property
     def atomic_numbers(self) -> list[int]:
@@ -85,21 +103,65 @@ def structures_to_batch(structures: list[Structure]) -> CrystalBatch:
     return _assemble([(_frac(s), _lattice(s), list(s.atomic_numbers), 0) for s in structures])
 
 
-def batch_to_structures(tasks: list[InpaintTask], frac_coords: torch.Tensor) -> list[list[Structure]]:
-    """Per task, its samples as Structures: the host's own sites, then the generated guests."""
+Assignment = list[tuple[str, Orbit]]  # one sample's guests: (species, Wyckoff orbit), in atom order
+
+
+def tasks_to_orbits(tasks: list[InpaintTask], rng: np.random.Generator
+                    ) -> tuple[OrbitConstraint | None, list[list[Assignment | None]]]:
+    """The sampler's orbit constraint for the symmetric tasks (None if there are none), and per task
+    and sample the Wyckoff assignment drawn for it, laid out in the batch order of `tasks_to_batch`."""
+    sizes = [(len(task.host), len(task.guest_numbers)) for task in tasks for _ in range(task.n_samples)]
+    n = sum(a + b for a, b in sizes)
+    representative = np.arange(n)
+    rotation = np.tile(np.eye(3), (n, 1, 1))
+    translation, origin = np.zeros((n, 3)), np.zeros((n, 3))
+    free = rotation.copy()
+    in_orbit = np.zeros(n, dtype=bool)
+    assignments: list[list[Assignment | None]] = []
+    start = 0
+    for task in tasks:
+        drawn = []
+        for _ in range(task.n_samples):
+            assignment = task.plan.draw(rng) if task.plan is not None else None
+            atom = start + len(task.host)
+            for _, orbit in assignment or []:
+                block = slice(atom, atom + orbit.multiplicity)
+                representative[block], rotation[block], translation[block] = atom, orbit.rotations, orbit.translations
+                origin[block], free[block], in_orbit[block] = orbit.origin, orbit.free, True
+                atom += orbit.multiplicity
+            drawn.append(assignment)
+            start += len(task.host) + len(task.guest_numbers)
+        assignments.append(drawn)
+    if not in_orbit.any():
+        return None, assignments
+    return OrbitConstraint(*map(torch.from_numpy, (representative, rotation, translation, origin, free,
+                                                   in_orbit))), assignments
+
+
+def batch_to_structures(tasks: list[InpaintTask], frac_coords: torch.Tensor,
+                        assignments: list[list[Assignment | None]] | None = None) -> list[list[Structure]]:
+    """Per task, its samples as Structures: the host's own sites, then the generated guests.
+
+    A symmetric sample carries in `properties` the group its guests keep and their Wyckoff orbits.
+    """
     frac = frac_coords.detach().to("cpu", torch.float64).numpy()
     out, start = [], 0
-    for task in tasks:
+    for number, task in enumerate(tasks):
         samples = []
         n_host, n_guest = len(task.host), len(task.guest_numbers)
         guest_species = [Element.from_Z(z) for z in task.guest_numbers]
-        for _ in range(task.n_samples):
+        for index in range(task.n_samples):
             block = frac[start:start + n_host + n_guest]
             structure = task.host.copy()
             for site, coords in zip(structure, block[:n_host]):
                 site.frac_coords = coords
             for species, coords in zip(guest_species, block[n_host:]):
                 structure.append(species, coords)
+            assignment = assignments[number][index] if assignments else None
+            if task.plan is not None and assignment is not None:
+                structure.properties.update(
+                    guest_space_group=task.plan.group.number, guest_space_group_symbol=task.plan.group.symbol,
+                    guest_wyckoff=" ".join(f"{symbol}:{orbit.label}" for symbol, orbit in assignment))
             samples.append(structure)
             start += n_host + n_guest
         out.append(samples)

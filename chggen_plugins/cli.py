@@ -1,20 +1,23 @@
-"""The `chggen` command. Every user error ends as one line on stderr and exit status 2."""
+"""The `chggen` command. Every user error ends as one line on stderr and exit status 2; every
+ChggenWarning as one `chggen: warning:` line.
+
+torch, pymatgen and the sampler are imported inside the commands that use them: building the parser
+(and so `chggen --help`) needs only argparse and the plugins' registration modules.
+"""
 
 from __future__ import annotations
 
 import argparse
+import ast
+import secrets
 import sys
+import warnings
 from pathlib import Path
 
-import torch
-from ase.io import write as write_atoms
-from pymatgen.core import Element
-
-from .datasets.build import add_build_arguments, run_build
-from .errors import ChggenError
-from .plugins import installed_models, load_model, plugin_manager, plugins
-from .pipeline import inpaint
-from .structures import read_structure, to_atoms
+from .datasets.command import add_build_arguments, run_build
+from .devices import check_device
+from .errors import ChggenError, ChggenWarning
+from .plugins import clashing_models, installed_models, load_model, plugin_manager, plugins
 
 _FORMATS = {".extxyz": "extxyz", ".xyz": "extxyz", ".cif": "cif"}
 
@@ -40,6 +43,8 @@ def _output_format(path: Path) -> str:
 
 
 def cmd_models(args: argparse.Namespace) -> None:
+    from pymatgen.core import Element
+
     rows = [("NAME", "ELEMENTS", "NOISE PROCESS", "FROM")]
     for name, installed in sorted(installed_models().items()):
         if installed.spec.needs_source:
@@ -49,6 +54,9 @@ def cmd_models(args: argparse.Namespace) -> None:
             elements = " ".join(Element.from_Z(z).symbol for z in sorted(model.elements))
             process = model.noise_process.describe()
         rows.append((name, elements, process, installed.origin))
+    for name, found in sorted(clashing_models().items()):
+        rows += [(name, "NAME CLASH", "-", f"{item.origin}; registered {len(found)} times, uninstall all "
+                                             "but one") for item in sorted(found, key=lambda i: i.origin)]
     for name, why in sorted(plugins().broken.items()):
         rows.append((name, "NOT LOADED", "-", why))
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
@@ -61,25 +69,53 @@ def cmd_models(args: argparse.Namespace) -> None:
 
 
 def cmd_inpaint(args: argparse.Namespace) -> None:
+    from ase.io import write as write_atoms
+
+    from .pipeline import inpaint
+    from .structures import read_structure, to_atoms
+
+    check_device(args.device, "--device")
     out = Path(args.out)
     fmt = _output_format(out)
+    if out.resolve() == Path(args.host).resolve():
+        raise ChggenError(f"--out {out} is the host file itself and would overwrite it; choose another name")
+    if args.samples < 1:
+        raise ChggenError(f"--samples must be a positive integer, got {args.samples}")
+    seed = secrets.randbits(31) if args.seed is None else args.seed  # stored, so any run can be repeated
     guests: dict[str, int] = {}
     for symbol, count in args.guest:
         guests[symbol] = guests.get(symbol, 0) + count
     host = read_structure(Path(args.host))
+    if args.space_group is not None and not args.symmetric:
+        raise ChggenError("--space-group is used with --symmetric")
+    if args.symmetric:
+        from .host import symmetric_host
+
+        symmetrized = symmetric_host(host, guests)
+        if symmetrized.structure is not host:
+            print(f"host symmetrized at symprec {symmetrized.symprec} A to {symmetrized.spacegroup_symbol} "
+                  f"({len(symmetrized.structure)} atoms; guests {symmetrized.guests})")
+        host, guests, host_group = symmetrized.structure, symmetrized.guests, symmetrized.spacegroup_symbol
     model = load_model(args.model, args.model_source, device=args.device)
-    samples = inpaint(host, guests, model, n_samples=args.samples, seed=args.seed,
+    samples = inpaint(host, guests, model, n_samples=args.samples, seed=seed,
                       jump_length=args.jump_length, resamples=args.resamples, device=args.device,
-                      progress=not args.quiet)
+                      progress=not args.quiet, symmetric=args.symmetric, space_group=args.space_group,
+                      levels=args.levels)
+    if args.symmetric:
+        first = samples[0].properties
+        kept = first["guest_space_group_symbol"]
+        print(f"guests keep {kept} (No. {first['guest_space_group']})"
+              f"{'' if kept == host_group else f', a subgroup of the host group {host_group}'}; Wyckoff "
+              f"positions per sample: {', '.join(s.properties['guest_wyckoff'] for s in samples)}")
     frames = []
     for index, structure in enumerate(samples):
         atoms = to_atoms(structure)
-        atoms.info.update(sample=index, seed=-1 if args.seed is None else args.seed, model=args.model,
+        atoms.info.update(sample=index, seed=seed, model=args.model,
                           host=str(args.host), guests=",".join(f"{s}:{n}" for s, n in guests.items()))
         frames.append(atoms)
     out.parent.mkdir(parents=True, exist_ok=True)
     write_atoms(out, frames, format=fmt)
-    print(f"wrote {len(frames)} structures to {out}")
+    print(f"wrote {len(frames)} structures to {out} (seed {seed})")
 
 
 def cmd_campaign(args: argparse.Namespace) -> None:
@@ -96,11 +132,26 @@ def cmd_campaign(args: argparse.Namespace) -> None:
         run_campaign(config, progress=not args.quiet, client=client)
 
 
-def _config_example() -> str:
-    """The annotated example config from `chggen_plugins.config`'s docstring."""
-    from . import config
+def cmd_intercalate(args: argparse.Namespace) -> None:
+    from .intercalation import intercalate, parse_counts  # CHGNet, pymatgen's battery code, matplotlib
 
-    return config.__doc__.split("A full example with every key and its default:\n", 1)[1]
+    check_device(args.device, "--device")
+    if (args.counts is None) == (args.max is None):
+        raise ChggenError("give the guest counts per cell with --counts 1,2,3 or --max N (one of them)")
+    counts = parse_counts(args.counts) if args.counts is not None else list(range(1, args.max + 1))
+    intercalate(Path(args.host), args.guest, counts, args.model, Path(args.out), samples=args.samples,
+                supercell=args.supercell, model_source=args.model_source, levels=args.levels, seed=args.seed,
+                jump_length=args.jump_length, resamples=args.resamples, fmax=args.fmax, max_steps=args.max_steps,
+                reference=None if args.reference is None else Path(args.reference), strip=args.strip,
+                symmetric=args.symmetric, device=args.device, progress=not args.quiet)
+
+
+def _config_example() -> str:
+    """The annotated example config from `chggen_plugins.config`'s docstring, read from the source:
+    importing the module would load CHGNet's and pymatgen's phase-diagram code for every command."""
+    source = Path(__file__).with_name("config.py").read_text()
+    doc = ast.get_docstring(ast.parse(source), clean=False)
+    return doc.split("A full example with every key and its default:\n", 1)[1]
 
 
 def cmd_dataset_build(args: argparse.Namespace) -> None:
@@ -165,6 +216,16 @@ def build_parser() -> argparse.ArgumentParser:
     paint.add_argument("--jump-length", type=int, default=10, help="RePaint jump length j (default 10)")
     paint.add_argument("--resamples", type=int, default=3,
                        help="RePaint resamples r; 1 turns resampling off (default 3)")
+    paint.add_argument("--levels", type=int, default=None, metavar="N",
+                       help="noise levels of the sampler's ladder over the model's sigma range, for "
+                            "models conditioned on sigma (native, mattergen, analytic); DiffCSP's "
+                            "ladder is fixed by its checkpoint (default: the model's own)")
+    paint.add_argument("--symmetric", action="store_true",
+                       help="keep the host's space group: guests on its Wyckoff orbits (or on those of "
+                            "its largest subgroup that fits the counts); a host that is P1/P-1 at "
+                            "symprec 0.01 A is symmetrized first")
+    paint.add_argument("--space-group", type=int, default=None, metavar="N",
+                       help="with --symmetric: keep this subgroup of the host's group instead")
     paint.add_argument("--device", default="cpu", help="torch device (default cpu)")
     paint.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     paint.set_defaults(run=cmd_inpaint)
@@ -189,6 +250,49 @@ def build_parser() -> argparse.ArgumentParser:
                           help="run the shards on a running Dask cluster, e.g. tcp://host:8786 (OUTPUT "
                                "must be on a file system the workers share)")
     campaign.set_defaults(run=cmd_campaign)
+
+    sweep = commands.add_parser(
+        "intercalate", help="guest-content sweep into a fixed host: hull and voltage profile",
+        description="For each guest count per (super)cell, inpaint SAMPLES structures of the guest into the "
+                    "fixed HOST (all counts in one sampler batch), relax host and guests together with CHGNet, "
+                    "and keep every result in OUT/results.db (rerun the same command to resume). The empty "
+                    "host and the guest's elemental solid, relaxed with the same CHGNet, make the pseudo-"
+                    "binary HOST - GUEST_x: formation energy per host formula unit vs x, its lower convex "
+                    "hull, the stable x and the voltage steps between them (pymatgen InsertionElectrode: "
+                    "V = -dEf/(dx z), z = 1 for Li, Na, K; 2 for Mg, Zn). Writes intercalation.csv, "
+                    "voltage.csv, hull.png, voltage.png and structures/*.cif, and prints a summary.",
+        epilog="Example:\n  chggen intercalate examples/si_host.cif --guest Li --max 4 --samples 4 "
+               "--model native --levels 100 --out li_si_sweep",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    sweep.add_argument("host", help="host structure file (CIF, POSCAR, ...), without the guest (or use --strip)")
+    sweep.add_argument("--guest", required=True, help="guest element, e.g. Li, Na, Mg, Zn")
+    sweep.add_argument("--counts", help="guest counts per (super)cell, e.g. 1,2,3,4")
+    sweep.add_argument("--max", type=int, metavar="N", help="counts 1..N (instead of --counts)")
+    sweep.add_argument("--supercell", default="1x1x1", help="supercell of the host, e.g. 2x1x1 (default 1x1x1)")
+    sweep.add_argument("--samples", type=int, default=4, help="inpainted structures per count (default 4)")
+    sweep.add_argument("--model", required=True, help="score model name (see `chggen models`)")
+    sweep.add_argument("--model-source", default=None,
+                       help="checkpoint or file the model is loaded from (default: its bundled weights)")
+    sweep.add_argument("--levels", type=int, default=None,
+                       help="noise levels of the sampler's ladder, for models that offer another (native, "
+                            "mattergen); default: the model's own")
+    sweep.add_argument("--reference", default=None,
+                       help="the guest's elemental structure file (default: the lowest-energy AFLOW "
+                            "elemental prototype after CHGNet relaxation)")
+    sweep.add_argument("--strip", action="store_true", help="remove the guest species from HOST first")
+    sweep.add_argument("--symmetric", action="store_true",
+                       help="also SAMPLES symmetric samples per count: guests on Wyckoff orbits of the "
+                            "host's group or of its largest subgroup that fits (counts that none fits "
+                            "get free samples only)")
+    sweep.add_argument("--out", required=True, help="output folder (results.db, tables, plots, CIFs)")
+    sweep.add_argument("--seed", type=int, default=0, help="sampler seed (default 0)")
+    sweep.add_argument("--jump-length", type=int, default=10, help="RePaint jump length j (default 10)")
+    sweep.add_argument("--resamples", type=int, default=3, help="RePaint resamples r; 1 = off (default 3)")
+    sweep.add_argument("--fmax", type=float, default=0.1, help="CHGNet relaxation fmax, eV/A (default 0.1)")
+    sweep.add_argument("--max-steps", type=int, default=500, help="FIRE steps per relaxation (default 500)")
+    sweep.add_argument("--device", default="cpu", help="torch device of the score model (default cpu)")
+    sweep.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    sweep.set_defaults(run=cmd_intercalate)
 
     benchmark = commands.add_parser("benchmark", help="benchmarks across installed models",
                                     description="Benchmarks that put installed models side by side.")
@@ -243,15 +347,28 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
-        args = build_parser().parse_args(argv)  # building it loads the plugins, which may clash
-        if args.threads < 1:
-            raise ChggenError("--threads must be >= 1")
-        torch.set_num_threads(args.threads)
-        args.run(args)
-    except ChggenError as error:
-        print(f"chggen: error: {error}", file=sys.stderr)
-        return 2
+    with warnings.catch_warnings():
+        python_show = warnings.showwarning
+
+        def show(message, category, filename, lineno, file=None, line=None) -> None:
+            if issubclass(category, ChggenWarning):
+                print(f"chggen: warning: {message}", file=sys.stderr)
+            else:
+                python_show(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = show
+        warnings.simplefilter("always", ChggenWarning)
+        try:
+            args = build_parser().parse_args(argv)  # building it loads the plugins, which may clash
+            if args.threads < 1:
+                raise ChggenError("--threads must be >= 1")
+            import torch
+
+            torch.set_num_threads(args.threads)
+            args.run(args)
+        except ChggenError as error:
+            print(f"chggen: error: {error}", file=sys.stderr)
+            return 2
     return 0
 
 

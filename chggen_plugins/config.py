@@ -35,11 +35,18 @@ are relative to the config file. A full example with every key and its default:
     [relax]
     fmax = 0.1                       # eV/A
     max_steps = 500
+    keep_symmetry = false            # true: ASE FixSymmetry keeps the space group spglib finds at
+                                     # 0.01 A when the relaxation starts (same for every method)
 
     [hosts]
     per_composition = 3              # lowest-energy distinct relaxed unconditional structures used
     samples = 8                      # inpainting samples per host
     cell = "conventional"            # or "primitive"
+    methods = ["inpainting"]         # any of "inpainting" (guests placed freely), "inpainting-sym"
+                                     # (guests on Wyckoff orbits of the host's group or a subgroup),
+                                     # "inpainting-snap" (free, then snapped to the symmetric structure
+                                     # spglib finds at snap_symprec before relaxing); may grow on resume
+    snap_symprec = 0.5               # A, for "inpainting-snap"
 
     [symmetry]
     symprec = 0.1
@@ -78,6 +85,7 @@ from typing import Any
 from pymatgen.core import Composition, Element
 
 from .datasets.systems import formula as reduced_formula
+from .devices import check_device
 from .errors import ChggenError
 from .lattice import AXIS_RATIOS, DEFAULT_V0, LATTICE_SYSTEMS
 from .post.relax import FMAX, MAX_STEPS
@@ -90,6 +98,8 @@ except ImportError:  # Python 3.10
     import tomli as tomllib
 
 _REQUIRED = object()
+# How guests are put into a host: freely (the paper), on Wyckoff orbits, or freely then snapped.
+INPAINTING_METHODS = ("inpainting", "inpainting-sym", "inpainting-snap")
 
 
 @dataclass(frozen=True)
@@ -128,6 +138,7 @@ class CellsConfig:
 class RelaxConfig:
     fmax: float
     max_steps: int
+    keep_symmetry: bool = False
 
 
 @dataclass(frozen=True)
@@ -135,6 +146,8 @@ class HostsConfig:
     per_composition: int
     samples: int
     cell: str
+    methods: tuple[str, ...] = ("inpainting",)
+    snap_symprec: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -200,17 +213,42 @@ class CampaignConfig:
         """Per section, a hash of the settings that decide which structures a campaign makes.
 
         Thresholds, shortlist size and the coordination report only shape the report, so they may
-        change between a run and its resume; anything else may not.
+        change between a run and its resume; anything else may not. Files count by their contents,
+        never their paths (a campaign folder moved or copied elsewhere resumes); the hull cache is
+        where results are kept, not a setting.
         """
+        stability = self.stability
         generation = {
-            "seed": self.seed, "model": asdict(self.model), "sampler": asdict(self.sampler),
-            "cells": asdict(self.cells), "relax": asdict(self.relax), "hosts": asdict(self.hosts),
-            "symmetry": asdict(self.symmetry),
-            "stability": {k: v for k, v in asdict(self.stability).items() if k != "threshold"},
-            "compositions": [asdict(c) for c in self.compositions],
+            "seed": self.seed, "model": {**asdict(self.model), "source": _source_digest(self.model.source)},
+            "sampler": asdict(self.sampler), "cells": asdict(self.cells), "relax": asdict(self.relax),
+            "hosts": {k: v for k, v in asdict(self.hosts).items() if k != "methods"}, "symmetry": asdict(self.symmetry),
+            "stability": {"entries": None if stability.entries is None else _digest(stability.entries),
+                          "reference_max_atoms": stability.reference_max_atoms,
+                          "reference_per_formula": stability.reference_per_formula},
+            "compositions": [{**asdict(c), "host_files": [(p.name, _digest(p)) for p in c.host_files]}
+                             for c in self.compositions],
         }
         return {key: hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
                 for key, value in generation.items()}
+
+
+def _digest(path: Path) -> str:
+    """sha256 of a file's bytes, or of a folder's relative file names and their digests."""
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file())
+        text = "\n".join(f"{p.relative_to(path)} {_digest(p)}" for p in files)
+        return hashlib.sha256(text.encode()).hexdigest()
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _source_digest(source: str | None) -> str | None:
+    """A model source as what it holds: a file's or folder's contents, else the name itself (a
+    published checkpoint name the adapter resolves)."""
+    return _digest(Path(source)) if source is not None and Path(source).exists() else source
 
 
 class _Table:
@@ -247,7 +285,7 @@ class _Table:
         if kind.startswith("list:"):
             if not isinstance(value, list) or not (value or allow_empty) or not all(checks[item](v) for v in value):
                 size = "a list" if allow_empty else "a non-empty list"
-                raise self.error(name, f"must be {size} of {_NAMES[item]}s, got {value!r}")
+                raise self.error(name, f"must be {size} of {_PLURALS[item]}, got {value!r}")
             return [float(v) if item == "float" else v for v in value]
         if not checks[kind](value):
             raise self.error(name, f"must be {_NAMES[kind]}, got {value!r}")
@@ -280,6 +318,7 @@ class _Table:
 
 
 _NAMES = {"str": "a non-empty string", "int": "an integer", "float": "a number", "bool": "true or false"}
+_PLURALS = {"str": "non-empty strings", "int": "integers", "float": "numbers", "bool": "booleans"}
 
 
 def _kind(value: Any) -> str:
@@ -332,6 +371,10 @@ def load_config(path: str | Path) -> CampaignConfig:
     base = path.resolve().parent
     top = _Table(data, "", path)
     output = (base / Path(top.get("output", "str", "chggen_campaign")).expanduser()).resolve()
+    existing = next(p for p in (output, *output.parents) if p.exists())
+    if not existing.is_dir():
+        raise top.error("output", f"names {output}, but {existing} is a file, not a folder; "
+                                  "choose another output folder")
     seed = top.get("seed", "int", 0)
 
     model = top.table("model")
@@ -339,7 +382,8 @@ def load_config(path: str | Path) -> CampaignConfig:
     if source is not None and (base / Path(source).expanduser()).exists():  # a file next to the config
         source = str((base / Path(source).expanduser()).resolve())  # (else a name the adapter resolves)
     model_config = ModelConfig(model.get("name", "str", hint="a score model, see `chggen models`"),
-                               source, model.get("device", "str", "cpu"),
+                               source, check_device(model.get("device", "str", "cpu"),
+                                                    f"{path}: key '{model.key('device')}'"),
                                model.positive("own_samples", "int", 0, minimum=0))
     model.done()
 
@@ -374,15 +418,22 @@ def load_config(path: str | Path) -> CampaignConfig:
     fmax = relax.get("fmax", "float", FMAX)
     if not fmax > 0:
         raise relax.error("fmax", f"must be > 0 eV/A, got {fmax}")
-    relax_config = RelaxConfig(fmax, relax.positive("max_steps", "int", MAX_STEPS, minimum=0))
+    relax_config = RelaxConfig(fmax, relax.positive("max_steps", "int", MAX_STEPS, minimum=0),
+                               relax.get("keep_symmetry", "bool", False))
     relax.done()
 
     hosts = top.table("hosts")
     cell = hosts.get("cell", "str", "conventional")
     if cell not in ("conventional", "primitive"):
         raise hosts.error("cell", f"must be \"conventional\" or \"primitive\", got {cell!r}")
+    methods = hosts.get("methods", "list:str", list(INPAINTING_METHODS[:1]))
+    if any(m not in INPAINTING_METHODS for m in methods) or len(set(methods)) != len(methods):
+        raise hosts.error("methods", f"must be distinct names from {', '.join(INPAINTING_METHODS)}, got {methods}")
+    snap = hosts.get("snap_symprec", "float", 0.5)
+    if not snap > 0:
+        raise hosts.error("snap_symprec", f"must be > 0 A, got {snap}")
     hosts_config = HostsConfig(hosts.positive("per_composition", "int", 3, minimum=0),
-                               hosts.positive("samples", "int", 8), cell)
+                               hosts.positive("samples", "int", 8), cell, tuple(methods), snap)
     hosts.done()
 
     symmetry = top.table("symmetry")

@@ -40,7 +40,7 @@ from .plugins import load_model
 from .post.relax import Relaxer
 from .protocol import ScoreModel
 from .store import ResultStore, StoredResult
-from .workflow import SHARDS_NAME, Shard, run_shard
+from .workflow import SHARDS_NAME, Shard, relaxer_for, run_shard
 
 WORKER_ENVIRONMENT = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 _log = logging.getLogger(__name__)
@@ -74,7 +74,7 @@ class CampaignWorker(WorkerPlugin):
                     model = load_model(model.name, model.source, model.device)
                 relaxer = self.relaxer
                 if isinstance(relaxer, RelaxConfig):
-                    relaxer = Relaxer(relaxer.fmax, relaxer.max_steps)
+                    relaxer = relaxer_for(relaxer)
                 self._loaded = (model, relaxer)
                 self.loads += 1
             return self._loaded

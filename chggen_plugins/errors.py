@@ -1,4 +1,4 @@
-"""The one exception users see.
+"""The one exception (and the one warning) users see.
 
 Every check on user input raises `ChggenError` with a single line that names the file, field or value
 at fault and, where there is one, the fix. The CLI prints that line and exits 2 instead of a traceback.
@@ -7,3 +7,8 @@ at fault and, where there is one, the fix. The CLI prints that line and exits 2 
 
 class ChggenError(ValueError):
     """Bad input or an unrecoverable condition, explained in one line."""
+
+
+class ChggenWarning(UserWarning):
+    """Input that is usable but probably not what was meant, explained in one line (the CLI prints it
+    as one `chggen: warning:` line on stderr)."""

@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import pluggy
-from pymatgen.core import Composition, Structure
 
-from .protocol import ScoreModel
+if TYPE_CHECKING:  # annotations only: every `chggen` command loads this module, and torch takes seconds
+    from pymatgen.core import Composition, Structure
+
+    from .protocol import ScoreModel
 
 PROJECT = "chggen"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -46,7 +48,7 @@ class ModelSpec:
     generate: "OwnGenerator | None" = None
 
 
-OwnGenerator = Callable[[str | None, Composition, int, int], list[Structure]]
+OwnGenerator = Callable[[str | None, "Composition", int, int], "list[Structure]"]
 """A backend's own unconditional sampler, for benchmarks that put it beside CHGGen.
 
 Called as generate(source, composition, num_samples, seed) -> structures. The backend generates

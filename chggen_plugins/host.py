@@ -146,6 +146,19 @@ def symmetrize_host(
     raise HostSymmetryError(f"{framework.formula}: no space group above P-1 up to {top}; host skipped")
 
 
+def symmetric_host(structure: Structure, guests: Mapping[str, int], symprec: float = 0.01) -> Host:
+    """A host for symmetric inpainting: `structure` itself when spglib finds a group above P-1 at
+    `symprec` (A), else symmetrized on the tolerance ladder (cell and guest counts may change)."""
+    try:
+        sga = SpacegroupAnalyzer(structure, symprec=symprec)
+        number = sga.get_space_group_number()
+    except SymmetryUndeterminedError:
+        number = 1
+    if number <= 2:
+        return symmetrize_host(structure, guests)
+    return Host(structure, dict(guests), symprec, -1.0, sga.get_space_group_symbol(), number, Fraction(1))
+
+
 def host_from_structure(
     structure: Structure,
     guest_species: str | Iterable[str] = "Li",

@@ -9,7 +9,8 @@ import torch
 from ase import Atoms
 from pymatgen.core import Element, Lattice, Structure
 
-from .batch import InpaintTask, batch_to_structures, tasks_to_batch
+from .batch import InpaintTask, batch_to_structures, tasks_to_batch, tasks_to_orbits
+from .devices import check_device
 from .errors import ChggenError
 from .plugins import load_model
 from .protocol import ScoreModel
@@ -20,9 +21,24 @@ ModelLike = Union[ScoreModel, str]
 
 
 def _resolve_model(model: ModelLike, device: str) -> ScoreModel:
+    check_device(device)
     if isinstance(model, str):
         return load_model(model, device=device)
     return model.to(device)
+
+
+def with_levels(model: ScoreModel, levels: int | None) -> ScoreModel:
+    """The model on a ladder of `levels` noise levels over its own sigma range, where its network is
+    conditioned on sigma (or t) and so offers one (`with_levels`: native, MatterGen, analytic);
+    DiffCSP's network knows only its own integer steps, so its ladder is fixed. None: as it is."""
+    if levels is None:
+        return model
+    if isinstance(levels, bool) or not isinstance(levels, int) or levels < 2:
+        raise ChggenError(f"levels: {levels!r} must be an integer >= 2")
+    if not hasattr(model, "with_levels"):
+        raise ChggenError(f"levels: {type(model).__name__} has a fixed ladder of "
+                          f"{model.noise_process.num_levels} noise levels; leave --levels out")
+    return model.with_levels(levels)
 
 
 def check_elements(model: ScoreModel, tasks: Sequence[InpaintTask]) -> None:
@@ -37,40 +53,50 @@ def check_elements(model: ScoreModel, tasks: Sequence[InpaintTask]) -> None:
 
 def sample_tasks(tasks: Sequence[InpaintTask], model: ModelLike, seed: int | None = None,
                  settings: SamplerSettings = SamplerSettings(), device: str = "cpu",
-                 progress: bool = False) -> list[list[Structure]]:
+                 progress: bool = False, levels: int | None = None) -> list[list[Structure]]:
     """All samples of all tasks in one batch (one score call per step); a list of samples per task.
 
-    The same seed, tasks and model give bit-identical structures on CPU.
+    Symmetric and free tasks share the batch. The same seed, tasks and model give bit-identical
+    structures on CPU (the seed also draws the Wyckoff assignments of symmetric tasks).
     """
-    model = _resolve_model(model, device)
+    model = with_levels(_resolve_model(model, device), levels)
     tasks = list(tasks)
     check_elements(model, tasks)
     batch = tasks_to_batch(tasks).to(device)
     generator = torch.Generator(device=device)
     if seed is None:
-        generator.seed()
+        seed = generator.seed()
     else:
         generator.manual_seed(seed)
-    result = sample(model, batch, settings, generator, progress=progress)
-    return batch_to_structures(tasks, result.frac_coords)
+    orbits, assignments = tasks_to_orbits(tasks, np.random.default_rng(seed))
+    result = sample(model, batch, settings, generator, progress=progress,
+                    orbits=orbits.to(device) if orbits is not None else None)
+    return batch_to_structures(tasks, result.frac_coords, assignments)
 
 
 def inpaint(host: StructureLike, guests: Mapping[str, int], model: ModelLike, n_samples: int = 1,
             seed: int | None = None, jump_length: int = 10, resamples: int = 3, device: str = "cpu",
-            progress: bool = False) -> list[Structure] | list[Atoms]:
+            progress: bool = False, symmetric: bool = False, space_group: int | None = None,
+            levels: int | None = None) -> list[Structure] | list[Atoms]:
     """Generate `guests` (e.g. {"Li": 4}) into a fixed `host`; returns `n_samples` structures.
 
     The host comes back bit for bit; lattice and species are untouched. Given ASE Atoms, returns Atoms.
+    `symmetric=True` keeps the host's space group (or the largest subgroup that fits the guest counts,
+    or `space_group`): each sample's guests sit on Wyckoff orbits, recorded in its `properties`.
+    `levels` resamples the model's noise ladder (see `with_levels`).
     """
     structure, was_atoms = to_structure(host)
-    task = InpaintTask(structure, dict(guests), n_samples, label="host")
-    samples = sample_tasks([task], model, seed, SamplerSettings(jump_length, resamples), device, progress)[0]
+    task = InpaintTask(structure, dict(guests), n_samples, symmetric=symmetric,
+                       space_group=space_group)
+    samples = sample_tasks([task], model, seed, SamplerSettings(jump_length, resamples), device, progress,
+                           levels)[0]
     return [to_atoms(s) for s in samples] if was_atoms else samples
 
 
 def generate(lattice: Lattice | Structure | Atoms | np.ndarray, composition: Mapping[str, int],
              model: ModelLike, n_samples: int = 1, seed: int | None = None, jump_length: int = 10,
-             resamples: int = 1, device: str = "cpu", progress: bool = False) -> list[Structure]:
+             resamples: int = 1, device: str = "cpu", progress: bool = False,
+             levels: int | None = None) -> list[Structure]:
     """Unconditional generation of every atom of `composition` in a fixed cell: the inpainting loop
     with an empty host. RePaint jumps are off by default (nothing to harmonise with)."""
     if isinstance(lattice, Structure):
@@ -84,4 +110,5 @@ def generate(lattice: Lattice | Structure | Atoms | np.ndarray, composition: Map
         lattice = Lattice(array)
     check_lattice(lattice, "lattice")
     task = InpaintTask(Structure(lattice, [], []), dict(composition), n_samples, label="composition")
-    return sample_tasks([task], model, seed, SamplerSettings(jump_length, resamples), device, progress)[0]
+    return sample_tasks([task], model, seed, SamplerSettings(jump_length, resamples), device, progress,
+                        levels)[0]

@@ -9,13 +9,17 @@ from __future__ import annotations
 import importlib.metadata
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import pluggy
 
 from . import hookspecs
+from .devices import check_device
 from .errors import ChggenError
 from .hookspecs import ModelSpec
-from .protocol import NoiseProcess, ScoreModel
+
+if TYPE_CHECKING:
+    from .protocol import ScoreModel
 
 
 @dataclass(frozen=True)
@@ -24,24 +28,27 @@ class InstalledModel:
     origin: str  # "distribution version (module)" of the plugin that registered it
 
 
-def _check_entry_point_names() -> None:
-    """pluggy loads the first of two entry points with one name and silently drops the other."""
+def _entry_point_clashes() -> dict[str, str]:
+    """Entry-point names two distributions declare, with why: pluggy would load the first and
+    silently drop the other, so neither is loaded (the rest of chggen is unaffected)."""
     seen: dict[str, str] = {}
+    clashes: dict[str, str] = {}
     for dist in importlib.metadata.distributions():
         for entry in dist.entry_points:
             if entry.group != hookspecs.PROJECT:
                 continue
             owner = f"{dist.metadata['name']} {dist.version}"
             if entry.name in seen and seen[entry.name] != owner:
-                raise ChggenError(f"plugin name {entry.name!r} is declared by both {seen[entry.name]} "
-                                  f"and {owner}; uninstall one")
+                clashes[entry.name] = (f"plugin name {entry.name!r} is declared by both {seen[entry.name]} "
+                                       f"and {owner}; uninstall one")
             seen[entry.name] = owner
+    return clashes
 
 
 @dataclass
 class Plugins:
-    """The plugin manager, where each plugin came from, and the plugins that failed to import (one
-    broken adapter must not take `chggen` down with it: it is reported by name and skipped)."""
+    """The plugin manager, where each plugin came from, and the plugins that failed to import or
+    clash (one broken adapter must not take `chggen` down with it: it is reported by name and skipped)."""
 
     manager: pluggy.PluginManager
     origins: dict[int, str] = field(default_factory=dict)  # id(plugin module) -> "dist version (module)"
@@ -50,10 +57,9 @@ class Plugins:
 
 @lru_cache(maxsize=1)
 def plugins() -> Plugins:
-    _check_entry_point_names()
     manager = pluggy.PluginManager(hookspecs.PROJECT)
     manager.add_hookspecs(hookspecs)
-    found = Plugins(manager)
+    found = Plugins(manager, broken=_entry_point_clashes())
     for dist in importlib.metadata.distributions():
         owner = f"{dist.metadata['name']} {dist.version}"
         for entry in dist.entry_points:
@@ -73,25 +79,40 @@ def plugin_manager() -> pluggy.PluginManager:
     return plugins().manager
 
 
-def installed_models(manager: pluggy.PluginManager | None = None) -> dict[str, InstalledModel]:
-    """Every model offered by a plugin, by name; two plugins claiming one name is an error."""
+def _offered(manager: pluggy.PluginManager | None) -> dict[str, list[InstalledModel]]:
+    """Every model registration of every plugin, by model name (a name may come more than once)."""
     manager = manager or plugin_manager()
     origins = plugins().origins
-    models: dict[str, InstalledModel] = {}
+    offered: dict[str, list[InstalledModel]] = {}
     for impl in manager.hook.chggen_score_models.get_hookimpls():
         origin = origins.get(id(impl.plugin), impl.plugin_name)
         for spec in impl.function():
-            if spec.name in models:
-                raise ChggenError(f"model name {spec.name!r} is registered twice: by "
-                                  f"{models[spec.name].origin} and by {origin}; uninstall one")
-            models[spec.name] = InstalledModel(spec, origin)
-    return models
+            offered.setdefault(spec.name, []).append(InstalledModel(spec, origin))
+    return offered
+
+
+def installed_models(manager: pluggy.PluginManager | None = None) -> dict[str, InstalledModel]:
+    """Every model offered by exactly one plugin, by name (see `clashing_models` for the others)."""
+    return {name: found[0] for name, found in _offered(manager).items() if len(found) == 1}
+
+
+def clashing_models(manager: pluggy.PluginManager | None = None) -> dict[str, list[InstalledModel]]:
+    """Model names several plugins register: listed by `chggen models`, refused by `load_model`;
+    one clash leaves every other model usable."""
+    return {name: found for name, found in _offered(manager).items() if len(found) > 1}
 
 
 def load_model(name: str, source: str | None = None, device: str = "cpu",
                manager: pluggy.PluginManager | None = None) -> ScoreModel:
     """Build the named model; an unknown name lists what is installed."""
+    from .protocol import NoiseProcess, ScoreModel  # torch: only once a model is wanted
+
+    check_device(device)
     models = installed_models(manager)
+    clashing = clashing_models(manager).get(name)
+    if clashing:
+        raise ChggenError(f"model name {name!r} is registered by several plugins: "
+                          f"{' and '.join(sorted(found.origin for found in clashing))}; uninstall all but one")
     if name not in models:
         known = ", ".join(sorted(models)) or "none (install an adapter, e.g. adapters/native)"
         broken = plugins().broken

@@ -14,11 +14,20 @@ Conventions every implementation follows:
   noisy, and level -1 means clean data. A reverse (predictor) step goes from level `l` to `l - 1`.
 * `ScoreModel.score(batch, level)` returns the score (gradient of log density of the noisy positions)
   *in the coordinates of its noise process*: Angstrom^-1 for a Cartesian process, per unit fractional
-  coordinate for a fractional one. An adapter converts its network's raw output (epsilon, score x
-  sigma, minus normalised score, ...) into that before returning. It may compute in float32 and
-  return any float dtype; the sampler keeps its state in float64.
+  coordinate for a fractional one. An adapter converts its network's raw output into that before
+  returning; the core's processes give the noise scale as `noise_process.sigma(level)`, so a network
+  that predicts sigma x score returns `output / sigma`, one that predicts the noise epsilon
+  (x = x0 + sigma * epsilon) returns `-epsilon / sigma`. It may compute in float32 and return any
+  float dtype; the sampler keeps its state in float64.
 * The sampler alone owns the `fixed` mask: a model scores every atom, and a noise process moves
-  every atom; neither needs to look at the mask.
+  every atom; neither needs to look at the mask. Hence `ScoreModel.elements` must cover the host's
+  elements as well as the guests'.
+
+A noise process is usually the core's: `CartesianVE(sigma_max, sigma_min, num_levels, corrector_steps,
+snr)` (Angstrom; defaults 10, 0.01, 200, 5, 0.4, the paper's) or `FractionalVE(...)` (per unit
+fractional coordinate; defaults 0.5, 0.005, 200, 5, 0.4) from `chggen_plugins.sampling.noise`, built
+with the ladder the network was trained on. A backend whose forward process differs brings its own
+class with the methods below (the DiffCSP and MatterGen adapters do). adapters/README.md is the guide.
 """
 
 from __future__ import annotations
@@ -82,6 +91,11 @@ class NoiseProcess(Protocol):
 
     Every method takes and returns fractional coordinates [N, 3] (wrapped into [0, 1) where noise was
     added) and draws randomness only from `generator`, so a seeded run is reproducible.
+
+    Optional: `cell(batch) -> [B, 3, 3]`, the periods the noise wraps by in the process's own
+    coordinates (rows; the lattice for a Cartesian process, the unit cube for a fractional one).
+    Symmetric inpainting projects orbit moves orthogonally in that metric; without it, fractional.
+    `prior` must be uniform in the cell: symmetric inpainting reads its draw as Wyckoff parameters.
     """
 
     num_levels: int
@@ -112,10 +126,18 @@ class NoiseProcess(Protocol):
 
 @runtime_checkable
 class ScoreModel(Protocol):
-    """What the sampler asks of a backend. Loading is the adapter's business (see hookspecs)."""
+    """What the sampler asks of a backend. Loading is the adapter's business (see hookspecs).
+
+    `elements`: every atomic number the model can score, host elements included (every atom of the
+    crystal is scored); a task with any other element is refused before sampling starts.
+    Optional attributes (chggen_plugins.provenance): `trained` (bool) says whether the scores carry
+    knowledge, learned or exact (True: trained weights, or a formula such as the analytic model's
+    exact score, which has nothing to learn) or come from random initial weights (False, shown as
+    UNTRAINED in every table); `provenance` is one line on where the weights or the formula come from.
+    """
 
     noise_process: NoiseProcess
-    elements: frozenset[int]  # atomic numbers the model can score
+    elements: frozenset[int]  # atomic numbers the model can score: host and guest elements
 
     def score(self, batch: CrystalBatch, level: int) -> Tensor:
         """[N, 3] score of the noisy positions at `level`, in the noise process's coordinates."""

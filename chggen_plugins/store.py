@@ -12,11 +12,19 @@ SQLite allows one writer at a time and its locks are not reliable on network fil
 campaign on several machines never shares one database between processes: each Dask shard writes
 its own small store (resumable by uid like this one) and the coordinating process alone copies
 finished shards into results.db with `merge`, which takes each uid exactly once.
+
+Two campaigns on one output would each skip only the uids *they* saw and store every structure
+twice, so the campaign writes inside `ResultStore.writing()`: an OS file lock beside the database
+(`results.db.writer.lock`; ASE's own `results.db.lock` is a different, per-write lock) that refuses a
+second process with one line and that the kernel drops when its holder dies (a killed campaign never
+blocks its resume). Rows stored twice by older versions are read once (`results`), so tables count
+each structure once.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +33,7 @@ import ase.db
 import ase.db.row
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
+from filelock import FileLock, Timeout
 from pymatgen.core import Structure
 from pymatgen.io.ase import AseAtomsAdaptor
 
@@ -54,9 +63,32 @@ class ResultStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._db = ase.db.connect(self.path, type="db")
-            self._uids = {row.uid for row in self._db.select(columns=["key_value_pairs"])}
+            self._uids = self._stored_uids()
         except Exception as error:  # sqlite / ASE raise several kinds for a file that is no ase.db
             raise ChggenError(f"{self.path}: cannot open as an ase.db results store ({error})") from None
+        self._lock = FileLock(f"{self.path}.writer.lock", timeout=0, thread_local=False)
+
+    def _stored_uids(self) -> set[str]:
+        return {row.uid for row in self._db.select(columns=["key_value_pairs"])}
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """Hold the single-writer lock (reentrant) while adding rows; another process holding it is
+        refused with one line. On first entry the uids are reread: what another writer stored before
+        is skipped, not repeated."""
+        first = not self._lock.is_locked
+        try:
+            self._lock.acquire()
+        except Timeout:
+            raise ChggenError(f"{self.path} is being written by another chggen process (it holds "
+                              f"{self._lock.lock_file}); wait for it to finish, or choose another "
+                              "output") from None
+        try:
+            if first:
+                self._uids = self._stored_uids()
+            yield
+        finally:
+            self._lock.release()
 
     def __contains__(self, uid: str) -> bool:
         return uid in self._uids
@@ -72,6 +104,20 @@ class ResultStore:
     @metadata.setter
     def metadata(self, value: Mapping) -> None:
         self._db.metadata = dict(value)
+
+    def claim(self, fingerprint: Mapping[str, str], what: str, hint: str, **facts: str) -> None:
+        """Tie the store to the settings that decide its rows: a new store records `fingerprint`
+        (and `facts`) in its metadata; a store made with other settings is refused in one line that
+        names the changed keys, so a resume never mixes rows of two different runs."""
+        stored = self.metadata.get("fingerprint")
+        if stored is None and len(self) == 0:
+            self.metadata = {"fingerprint": dict(fingerprint), **facts}
+            return
+        stored = stored or {}
+        changed = sorted(k for k in set(fingerprint) | set(stored) if stored.get(k) != fingerprint.get(k))
+        if changed:
+            raise ChggenError(f"{self.path} holds {what} made with different settings "
+                              f"({', '.join(changed)} changed); {hint}")
 
     def add(self, uid: str, fields: Mapping[str, Scalar | None], structure: Structure | None = None,
             generated: Structure | None = None, energy: float | None = None) -> StoredResult:
@@ -90,9 +136,13 @@ class ResultStore:
         return StoredResult(uid, structure, generated, {"uid": uid, **pairs})
 
     def results(self, **selection: Scalar) -> Iterator[StoredResult]:
-        """Rows in insertion order, filtered by equality on fields (e.g. stage="inpainting")."""
+        """Rows in insertion order, filtered by equality on fields (e.g. stage="inpainting"); a uid
+        stored twice (two writers before the lock) is its first row only, so nothing counts twice."""
+        seen: set[str] = set()
         for row in self._db.select(**selection, sort="id"):
-            yield _stored(row)
+            if row.uid not in seen:
+                seen.add(row.uid)
+                yield _stored(row)
 
     def merge(self, path: str | Path) -> list[StoredResult]:
         """Copy every row of the store at `path` whose uid is not here yet (atoms, energy, fields and

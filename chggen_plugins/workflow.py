@@ -24,6 +24,7 @@ shards on Dask workers.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import sys
@@ -37,7 +38,7 @@ from pymatgen.core import Composition, Lattice, Structure
 from tqdm import tqdm
 
 from .batch import InpaintTask
-from .config import CampaignConfig, CompositionConfig, SymmetryConfig
+from .config import INPAINTING_METHODS, CampaignConfig, CompositionConfig, RelaxConfig, SymmetryConfig
 from .errors import ChggenError
 from .host import Host, host_from_structure, strip_guests, symmetrize_host
 from .lattice import lattice_grid
@@ -46,22 +47,32 @@ from .plugins import installed_models, load_model
 from .provenance import model_provenance
 from .post.relax import Relaxer, RelaxResult
 from .post.stability import Hull, build_hull
-from .post.symmetry import space_group
+from .post.symmetry import snap_to_symmetry, space_group
 from .protocol import ScoreModel
 from .sampling.inpaint import SamplerSettings
 from .store import ResultStore, StoredResult
 from .structures import read_structure
+from .wyckoff import NoSymmetricPlacement
 
 if TYPE_CHECKING:
     from distributed import Client
 
 UNCONDITIONAL = "unconditional"
 HOST = "host"
-INPAINTING = "inpainting"
+INPAINTING, INPAINTING_SYM, INPAINTING_SNAP = INPAINTING_METHODS
 OWN = "own"  # a backend's own unconditional sampler (benchmarks)
-GENERATED = (UNCONDITIONAL, INPAINTING, OWN)  # the methods whose structures are generated and relaxed
+GENERATED = (UNCONDITIONAL, *INPAINTING_METHODS, OWN)  # the methods whose structures are generated and relaxed
 STORE_NAME = "results.db"
 SHARDS_NAME = "shards"  # per-shard databases of the Dask path
+
+
+# what a generated structure carries into its row: the group symmetric guests keep, the snapped group
+_SAMPLE_PROPERTIES = ("guest_space_group", "guest_space_group_symbol", "guest_wyckoff", "snapped_space_group")
+
+
+def relaxer_for(config: RelaxConfig) -> Relaxer:
+    """The campaign's relaxer from its [relax] settings (here and on Dask workers)."""
+    return Relaxer(config.fmax, config.max_steps, keep_symmetry=config.keep_symmetry)
 
 
 def derived_seed(*parts: object) -> int:
@@ -69,12 +80,13 @@ def derived_seed(*parts: object) -> int:
     return int.from_bytes(hashlib.sha256("/".join(map(str, parts)).encode()).digest()[:4], "little") >> 1
 
 
-def evaluate(structure: Structure, relaxer: Relaxer, hull: Hull,
+def evaluate(structure: Structure, relaxer: Relaxer, hull: Hull | None,
              symmetry: SymmetryConfig) -> tuple[RelaxResult, dict[str, Any]]:
     """Relax one generated structure, then its space group (each library) and Ed: the store's fields.
 
     status: 'relaxed' (FIRE reached fmax), 'unconverged' (step budget spent; energy and symmetry are
-    of the last structure), or 'error' (set aside or CHGNet failed; `error` says why).
+    of the last structure), or 'error' (set aside or CHGNet failed; `error` says why). Without a
+    `hull` there is no Ed (an intercalation sweep makes its own pseudo-binary hull afterwards).
     """
     result = relaxer.relax(structure)
     if result.structure is None:
@@ -84,8 +96,8 @@ def evaluate(structure: Structure, relaxer: Relaxer, hull: Hull,
     fields: dict[str, Any] = {
         "status": status, "error": result.error, "e_per_atom": result.final_energy,
         "e_initial": result.initial_energy, "delta_e": result.delta_e, "rmsd": result.rmsd,
-        "steps": result.steps, "converged": result.converged, "hull": hull.label,
-        "hull_approximate": hull.approximate, "symprec": symmetry.symprec,
+        "steps": result.steps, "converged": result.converged, "hull": None if hull is None else hull.label,
+        "hull_approximate": None if hull is None else hull.approximate, "symprec": symmetry.symprec,
         "angle_tolerance": symmetry.angle_tolerance,
     }
     if result.structure is not None:
@@ -93,7 +105,8 @@ def evaluate(structure: Structure, relaxer: Relaxer, hull: Hull,
             group = space_group(result.structure, symmetry.symprec, symmetry.angle_tolerance, library)
             fields[f"sg_{library}"] = group.number
             fields[f"sg_{library}_symbol"] = group.symbol
-        fields["ed"] = hull.decomposition_energy(result.structure.composition, result.final_energy)
+        if hull is not None:
+            fields["ed"] = hull.decomposition_energy(result.structure.composition, result.final_energy)
     return result, fields
 
 
@@ -147,6 +160,16 @@ def file_host_guests(framework: Structure, spec: CompositionConfig, where: str) 
     return {g: int(round(c)) for g, c in counts.items()}
 
 
+def _writer(method: Callable) -> Callable:
+    """A Campaign method that adds rows runs holding results.db's writer lock (`ResultStore.writing`):
+    a second process on the same output is refused instead of storing every structure again."""
+    @functools.wraps(method)
+    def locked(self: "Campaign", *args: Any, **kwargs: Any) -> Any:
+        with self.store.writing():
+            return method(self, *args, **kwargs)
+    return locked
+
+
 @dataclass
 class CampaignResult:
     """What a finished campaign left: its store and the report's files and rows."""
@@ -171,9 +194,11 @@ class Shard:
     seed: int
     settings: SamplerSettings
     device: str
-    hull: Hull
+    hull: Hull | None  # None: no Ed (see `evaluate`)
     symmetry: SymmetryConfig
     own: tuple[str, str | None] | None = None
+    symmetric: bool = False      # guests on Wyckoff orbits of the host's group (inpainting-sym)
+    snap: float | None = None    # symprec to snap generated structures at before relaxing (inpainting-snap)
 
     @property
     def uids(self) -> list[str]:
@@ -183,8 +208,9 @@ class Shard:
 def shard_structures(shard: Shard, model: ScoreModel) -> list[Structure]:
     """The shard's generated structures, one per job, in job order (the same on every run)."""
     if shard.own is None:
-        task = InpaintTask(shard.host, shard.guests, len(shard.jobs), label=shard.key)
-        return sample_tasks([task], model, shard.seed, shard.settings, shard.device)[0]
+        task = InpaintTask(shard.host, shard.guests, len(shard.jobs), label=shard.key, symmetric=shard.symmetric)
+        structures = sample_tasks([task], model, shard.seed, shard.settings, shard.device)[0]
+        return [snap_to_symmetry(s, shard.snap) for s in structures] if shard.snap else structures
     backend, source = shard.own
     generate = installed_models()[backend].spec.generate
     if generate is None:
@@ -196,21 +222,35 @@ def shard_structures(shard: Shard, model: ScoreModel) -> list[Structure]:
     return structures
 
 
-def run_shard(shard: Shard, store: ResultStore, model: ScoreModel, relaxer: Relaxer,
+def run_shard(shard: Shard, store: ResultStore, model: ScoreModel | None, relaxer: Relaxer,
               todo: Collection[str] | None = None,
-              on_write: Callable[[StoredResult], None] | None = None) -> int:
-    """Generate the shard's structures and relax, measure and store every job not in `store` (and
-    in `todo`, when given); returns how many rows it wrote. A structure of the wrong composition
-    from a backend's own sampler is stored as an error, unrelaxed: it is no candidate."""
+              on_write: Callable[[StoredResult], None] | None = None,
+              structures: Sequence[Structure] | None = None) -> int:
+    """Generate the shard's structures (or take `structures`, one per job, made elsewhere: several
+    shards sampled in one batch) and relax, measure and store every job not in `store` (and in
+    `todo`, when given); returns how many rows it wrote. A structure of the wrong composition from
+    a backend's own sampler is stored as an error, unrelaxed: it is no candidate."""
     wanted = {uid for uid in shard.uids if uid not in store and (todo is None or uid in todo)}
     if not wanted:
         return 0
     target = Composition(shard.guests).reduced_composition if shard.own else None
-    structures = shard_structures(shard, model)
+    if structures is None:
+        try:
+            structures = shard_structures(shard, model)
+        except NoSymmetricPlacement as error:  # the host's counts fit no Wyckoff combination: every
+            for uid in sorted(wanted):           # sample of this method fails, in the denominator too
+                stored = store.add(uid, {**shard.fields, **dict(shard.jobs)[uid], "status": "error",
+                                         "error": str(error)})
+                if on_write is not None:
+                    on_write(stored)
+            return len(wanted)
+    elif len(structures) != len(shard.jobs):
+        raise ChggenError(f"{shard.key}: {len(structures)} structures given for {len(shard.jobs)} jobs")
     for (uid, fields), structure in zip(shard.jobs, structures):
         if uid not in wanted:
             continue
-        row = {**shard.fields, **fields, "n_atoms": len(structure)}
+        row = {**shard.fields, **fields, "n_atoms": len(structure),
+               **{k: v for k, v in structure.properties.items() if k in _SAMPLE_PROPERTIES}}
         if target is not None and structure.composition.reduced_composition != target:
             row.update(status="error", error=f"own sampler made {structure.composition.reduced_formula}, "
                                              f"not {target.reduced_formula}")
@@ -242,8 +282,9 @@ class Campaign:
         self.provenance = model_provenance(self.model)
         self._check_inputs()
         self.store = ResultStore(config.output / STORE_NAME)
-        self._check_fingerprint()
-        self.relaxer = relaxer if relaxer is not None else Relaxer(config.relax.fmax, config.relax.max_steps)
+        with self.store.writing():  # a second campaign on this output stops here
+            self._check_fingerprint()
+        self.relaxer = relaxer if relaxer is not None else relaxer_for(config.relax)
         self._hulls: dict[tuple[str, ...], Hull] = {}
         self._workers = None  # the Dask side (distributed.ShardRunner), made on first use
 
@@ -270,15 +311,8 @@ class Campaign:
         return path, framework, file_host_guests(framework, spec, str(path))
 
     def _check_fingerprint(self) -> None:
-        fingerprint = self.config.fingerprint()
-        stored = self.store.metadata.get("fingerprint")
-        if stored is None and len(self.store) == 0:
-            self.store.metadata = {"fingerprint": fingerprint, "config": str(self.config.path)}
-            return
-        changed = sorted(k for k in set(fingerprint) | set(stored or {}) if (stored or {}).get(k) != fingerprint.get(k))
-        if changed:
-            raise ChggenError(f"{self.store.path} holds a campaign made with different settings "
-                              f"({', '.join(changed)} changed); resume with the old config or choose a new output")
+        self.store.claim(self.config.fingerprint(), "a campaign", "resume with the old config or choose a new output",
+                         config=str(self.config.path))
 
     def hull(self, composition: Composition) -> Hull:
         """The hull of the composition's chemical system (built or read once per run)."""
@@ -310,6 +344,7 @@ class Campaign:
                 own: tuple[str, str | None] | None = None) -> list[Shard]:
         """The jobs of one cell or host as shards of at most `sampler.batch_size` crystals each."""
         cfg = self.config
+        symmetric, snap = method == INPAINTING_SYM, cfg.hosts.snap_symprec if method == INPAINTING_SNAP else None
         size = cfg.sampler.batch_size
         hull = self.hull(spec.composition)
         shards = []
@@ -320,9 +355,10 @@ class Campaign:
             fields = {**self._common(spec, method), "seed": seed, "jump_length": settings.jump_length,
                       "resamples": resamples}
             shards.append(Shard(shard_key, host, dict(guests), tuple(jobs[first:first + size]), fields, seed,
-                                settings, cfg.model.device, hull, cfg.symmetry, own))
+                                settings, cfg.model.device, hull, cfg.symmetry, own, symmetric, snap))
         return shards
 
+    @_writer
     def execute(self, shards: Sequence[Shard]) -> None:
         """Run every shard with rows missing from results.db: here, or on the Dask client's workers."""
         if self.client is not None:
@@ -412,6 +448,7 @@ class Campaign:
                           "host_angle_tolerance": host.angle_tolerance, "cell_scale": float(host.cell_scale)},
                     generated=host.structure)
 
+    @_writer
     def hosts(self, spec: CompositionConfig) -> None:
         """Symmetrized frameworks from the best relaxed structures and from the config's host files."""
         cell = self.config.hosts.cell
@@ -431,15 +468,16 @@ class Campaign:
         self.execute(self.inpainting_shards(spec))
 
     def inpainting_shards(self, spec: CompositionConfig) -> list[Shard]:
-        """One shard per stored usable host (x batch): its k inpainting samples."""
+        """One shard per stored usable host and inpainting method (x batch): its k samples."""
         cfg = self.config
         shards = []
         for host in self.store.results(composition=spec.name, method=HOST, status="host"):
-            prefix = f"{host.uid}/{INPAINTING}/seed{cfg.seed}"
-            jobs = [(f"{prefix}/{k}", {"start_cell": host.fields["host_sg_symbol"], "sample": k, "parent": host.uid})
-                    for k in range(cfg.hosts.samples)]
-            shards += self._shards(spec, INPAINTING, prefix, host.generated, _parse_guests(host.fields["guests"]),
-                                   jobs, cfg.sampler.resamples)
+            for method in cfg.hosts.methods:
+                prefix = f"{host.uid}/{method}/seed{cfg.seed}"
+                jobs = [(f"{prefix}/{k}", {"start_cell": host.fields["host_sg_symbol"], "sample": k,
+                                           "parent": host.uid}) for k in range(cfg.hosts.samples)]
+                shards += self._shards(spec, method, prefix, host.generated,
+                                       _parse_guests(host.fields["guests"]), jobs, cfg.sampler.resamples)
         if not shards:
             self._log(f"{spec.formula}: no usable host, inpainting skipped")
         return shards
@@ -455,6 +493,7 @@ class Campaign:
                                    1, own=(cfg.model.name, cfg.model.source))
         return shards
 
+    @_writer
     def stages(self) -> None:
         """Every stage for every composition, stage by stage so that shards of all compositions run
         side by side: unconditional rounds, the backend's own sampler (if asked), hosts, inpainting."""
@@ -467,6 +506,7 @@ class Campaign:
             self.hosts(spec)
         self.execute([shard for spec in compositions for shard in self.inpainting_shards(spec)])
 
+    @_writer
     def run(self) -> CampaignResult:
         """Every stage, then the report (tables, plots, shortlist, r2SCAN inputs)."""
         from .report import write_report  # matplotlib and VASP input sets only when reporting

@@ -50,7 +50,7 @@ def test_score_matches_the_gradient_of_the_image_sum(std):
 
 def test_both_series_agree_where_they_meet():
     """Images and Fourier harmonics are two forms of one theta function: force each and compare."""
-    import chggen_plugins.analytic as analytic
+    import chggen_plugins.analytic_model as analytic
 
     diffs = torch.rand(20, 3, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     cells = CELL.expand(20, 3, 3)

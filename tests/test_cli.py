@@ -83,6 +83,31 @@ def test_guest_unknown_to_the_model(files, capsys):
     assert "element(s) Na unknown to AnalyticSiteModel" in one_line_error(capsys, argv)
 
 
+def test_output_that_is_the_host_file_is_refused(files, capsys):
+    before = (files / "host.cif").read_bytes()
+    assert "is the host file itself" in one_line_error(capsys, inpaint_args(files, "--out", str(files / "host.cif")))
+    assert (files / "host.cif").read_bytes() == before
+
+
+def test_samples_below_one_names_the_flag(files, capsys):
+    argv = inpaint_args(files, "--out", str(files / "o.extxyz"))
+    argv[argv.index("--samples") + 1] = "0"
+    assert "--samples must be a positive integer, got 0" in one_line_error(capsys, argv)
+
+
+def test_without_a_seed_the_drawn_seed_is_stored_and_repeats_the_run(files, capsys):
+    argv = inpaint_args(files, "--out", str(files / "drawn.extxyz"))
+    del argv[argv.index("--seed"):argv.index("--seed") + 2]
+    assert main(argv) == 0
+    drawn = read(files / "drawn.extxyz", index=":")
+    seed = drawn[0].info["seed"]
+    assert seed >= 0 and f"(seed {seed})" in capsys.readouterr().out
+    argv = inpaint_args(files, "--out", str(files / "again.extxyz"))
+    argv[argv.index("--seed") + 1] = str(seed)
+    assert main(argv) == 0
+    assert np.array_equal(read(files / "again.extxyz", index=":")[2].positions, drawn[2].positions)
+
+
 def test_bad_output_name(files, capsys):
     assert "--out" in one_line_error(capsys, inpaint_args(files, "--out", str(files / "o.pdb")))
 

@@ -45,6 +45,24 @@ def test_fingerprint_ignores_report_settings_only(tmp_path):
     assert [k for k in base if base[k] != other[k]] == ["cells"]
 
 
+def test_fingerprint_follows_file_contents_not_paths(tmp_path):
+    """Moved or copied, a campaign keeps its fingerprint (the hull cache is no setting); an entries
+    or host file with other contents changes it."""
+    text = MINIMAL.replace("[[compositions]]", '[stability]\nentries = "entries.json"\n[[compositions]]') + \
+        'host_files = ["host.cif"]\n'
+    fingerprints = []
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "entries.json").write_text("[]")
+        (tmp_path / folder / "host.cif").write_text("data_host\n")
+        fingerprints.append(load_config(write(tmp_path / folder, text)).fingerprint())
+    assert fingerprints[0] == fingerprints[1]
+    (tmp_path / "b" / "entries.json").write_text('[{"@module": "x"}]')
+    (tmp_path / "b" / "host.cif").write_text("data_other\n")
+    changed = load_config(tmp_path / "b" / "campaign.toml").fingerprint()
+    assert [k for k in changed if changed[k] != fingerprints[0][k]] == ["stability", "compositions"]
+
+
 @pytest.mark.parametrize("text, message", [
     ("", "the config is empty"),
     ("   \n# only a comment\n", "the config is empty"),
@@ -66,6 +84,7 @@ def test_fingerprint_ignores_report_settings_only(tmp_path):
     (MINIMAL.replace('["Li"]', '["Li", "Si"]'), r"compositions\[0\].guests' must leave host atoms"),
     (MINIMAL + "host_files = [\"nope.cif\"]\n", r"key 'compositions\[0\].host_files\[0\]' names"),
     (MINIMAL + "formula_units = [0]\n", r"compositions\[0\].formula_units"),
+    (MINIMAL + "formula_units = [1.5]\n", r"formula_units' must be a non-empty list of integers, got \[1.5\]"),
     ("model = 3\n" + MINIMAL.replace("[model]\nname = \"analytic\"\n", ""), "'model' must be a table"),
 ])
 def test_mistakes_are_one_line_naming_the_key(tmp_path, text, message):

@@ -17,7 +17,7 @@ import yaml
 from pymatgen.core import Element, Structure
 
 from chggen_diffcsp import CSPNetConfig, DiffCSPScoreModel, load_checkpoint
-from chggen_diffcsp.unpickle import StandIn
+from chggen_plugins.safe_load import StandIn
 from chggen_plugins import ChggenError, inpaint, load_model
 from chggen_plugins.batch import structures_to_batch
 from chggen_plugins.cli import main

@@ -4,6 +4,7 @@ core sampler, MatterGen's own generator (its network swapped for the exact score
 crystal), and one-line errors."""
 
 import functools
+import os
 import pickle
 from pathlib import Path
 
@@ -69,7 +70,7 @@ def mattergen_graph(batch):
     return collate(graphs)
 
 
-def test_checkpoint_needs_full_unpickling_and_loads_with_the_saved_weights(checkpoint, model):
+def test_a_checkpoint_torch_weights_only_refuses_loads_with_the_saved_weights(checkpoint, model):
     directory, saved = checkpoint
     with pytest.raises(pickle.UnpicklingError):  # torch>=2.6 default: a Lightning checkpoint fails
         torch.load(directory / CHECKPOINT_FILE, weights_only=True)
@@ -238,7 +239,6 @@ def use_exact_denoiser(monkeypatch, **spreads):
 
     monkeypatch.setattr(own, "load_module", load_with_exact_denoiser)
     monkeypatch.setattr(own, "_module", functools.lru_cache(maxsize=1)(own._module.__wrapped__))  # fresh cache
-    assert installed_models()["mattergen"].spec.generate is own.generate
     return target_cell
 
 
@@ -341,6 +341,63 @@ def test_missing_or_incomplete_checkpoint_directories_name_the_file(checkpoint, 
         load_model("mattergen", str(only_weights))
     with pytest.raises(ChggenError, match="needs --model-source"):
         load_model("mattergen", None)
+
+
+class WritesMarker:
+    """Unpickling this runs `touch PATH`, as a planted `__reduce__` would."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def copy_checkpoint(source, target):
+    (target / "checkpoints").mkdir(parents=True)
+    (target / CONFIG_FILE).write_text((source / CONFIG_FILE).read_text())
+    (target / CHECKPOINT_FILE).write_bytes((source / CHECKPOINT_FILE).read_bytes())
+    return target
+
+
+SET_EMBEDDING = ("      _target_: mattergen.property_embeddings.SetEmbeddingType\n      p_unconditional: 0.2\n"
+                 "      dropout_fields_iid: false\n")
+
+
+@pytest.mark.parametrize("old, new, message", [
+    (SET_EMBEDDING, "      _target_: os.system\n      _args_: ['touch {marker}']\n",
+     "lightning_module.diffusion_module.pre_corruption_fn._target_ = 'os.system' is not one of MatterGen's"),
+    ("p_unconditional: 0.2", "p_unconditional: ${{eval:'__import__(\"os\").system(\"touch {marker}\") * 0.0'}}",
+     "lightning_module.diffusion_module.pre_corruption_fn.p_unconditional = "),
+], ids=["target", "eval-resolver"])
+def test_a_config_that_would_run_code_is_refused_before_hydra(checkpoint, tmp_path, capsys, old, new, message):
+    """A `_target_` outside MatterGen's model classes, or MatterGen's `eval` resolver, in config.yaml:
+    nothing runs and the user reads one line."""
+    marker = tmp_path / "ran"
+    planted = copy_checkpoint(checkpoint[0], tmp_path / "planted")
+    text = (planted / CONFIG_FILE).read_text()
+    assert old in text
+    (planted / CONFIG_FILE).write_text(text.replace(old, new.format(marker=marker)))
+    argv = ["inpaint", str(EXAMPLES / "si_host.cif"), "--guest", "Li:1", "--model", "mattergen",
+            "--model-source", str(planted), "--out", str(tmp_path / "o.extxyz"), "-q"]
+    assert main(argv) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and message in error[0] and str(planted / CONFIG_FILE) in error[0], error
+    assert not marker.exists()
+
+
+def test_a_checkpoint_pickle_that_would_run_code_loads_inert(checkpoint, tmp_path):
+    """`last.ckpt` is read by the restricted unpickler: a planted `__reduce__` stays a stand-in, the
+    weights load, nothing runs."""
+    marker = tmp_path / "ran"
+    planted = copy_checkpoint(checkpoint[0], tmp_path / "planted")
+    torch.save({"state_dict": checkpoint[1].state_dict(), "config": WritesMarker(marker)},
+               planted / CHECKPOINT_FILE)
+    loaded = load_model("mattergen", str(planted)).module.state_dict()
+    assert not marker.exists()
+    assert all(torch.equal(loaded[name], tensor) for name, tensor in checkpoint[1].state_dict().items())
+    torch.load(planted / CHECKPOINT_FILE, weights_only=False)  # the payload is real: a full unpickling runs it
+    assert marker.exists()
 
 
 def test_published_name_offline_says_what_to_download(monkeypatch):

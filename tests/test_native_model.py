@@ -51,9 +51,13 @@ def test_weights_say_whether_they_were_trained(tmp_path):
 def test_bad_checkpoints_are_named(tmp_path):
     with pytest.raises(ChggenError, match="no such native checkpoint"):
         NativeScoreModel.load(tmp_path / "none.pt")
-    (tmp_path / "junk.pt").write_bytes(b"not a torch file")
-    with pytest.raises(ChggenError, match="junk.pt: not a readable torch checkpoint"):
+    (tmp_path / "junk.pt").write_bytes(b"not a torch file\n")  # torch itself says only "KeyError"
+    with pytest.raises(ChggenError, match="junk.pt: not a readable torch checkpoint: a text file "
+                                          r"\(starting 'not a torch file'\), not the zip archive"):
         NativeScoreModel.load(tmp_path / "junk.pt")
+    (tmp_path / "empty.pt").write_bytes(b"")
+    with pytest.raises(ChggenError, match="empty.pt: not a readable torch checkpoint: the file is empty"):
+        NativeScoreModel.load(tmp_path / "empty.pt")
     torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")
     with pytest.raises(ChggenError, match="not a chggen native checkpoint"):
         NativeScoreModel.load(tmp_path / "other.pt")

@@ -202,3 +202,57 @@ def test_bad_hosts(reference, tmp_path):
         inpaint(flat, {"Li": 1}, model)
     with pytest.raises(ChggenError, match="degenerate lattice"):
         generate(np.zeros((3, 3)), {"Li": 1}, model)
+
+
+class _ReturnsWrongType:
+    def __init__(self, inner, convert):
+        self.inner, self.convert = inner, convert
+        self.noise_process, self.elements = inner.noise_process, inner.elements
+
+    def score(self, batch, level):
+        return self.convert(self.inner.score(batch, level))
+
+    def to(self, device):
+        return self
+
+
+@pytest.mark.parametrize("convert,kind", [(lambda s: s.numpy(), "a ndarray"),
+                                          (lambda s: s.round().long(), "a torch.int64 tensor")])
+def test_a_score_that_is_not_a_float_tensor_is_one_line(reference, host, convert, kind):
+    model = _ReturnsWrongType(AnalyticSiteModel(reference, 0.2, CartesianVE(num_levels=5, corrector_steps=0)), convert)
+    with pytest.raises(ChggenError, match=f"_ReturnsWrongType.score returned {kind}; it must return a floating"):
+        inpaint(host, {"Li": 2}, model, n_samples=1, seed=0, resamples=1)
+
+
+def test_a_jump_longer_than_the_ladder_is_said_not_silently_ignored():
+    from chggen_plugins.errors import ChggenWarning
+
+    with pytest.warns(ChggenWarning, match="jump length 20 leaves no room to jump back on a ladder of 20"):
+        assert len(repaint_schedule(20, jump_length=20, resamples=3)) == 20
+
+
+def test_the_progress_bar_counts_reverse_and_renoise_steps_apart(reference, host, capsys):
+    model = AnalyticSiteModel(reference, 0.2, CartesianVE(num_levels=200, corrector_steps=0))
+    inpaint(host, {"Li": 2}, model, n_samples=1, seed=0, progress=True)
+    assert "sampling (580 reverse + 380 re-noise steps)" in capsys.readouterr().err
+
+
+def test_levels_resample_the_ladder_where_the_model_allows(reference, host):
+    """`levels`: the analytic (and native, MatterGen) model on N levels over the same sigma range;
+    a model without `with_levels` (DiffCSP's fixed steps) is one line."""
+    from chggen_plugins.pipeline import with_levels
+
+    model = AnalyticSiteModel(reference, 0.2, CartesianVE(num_levels=200, corrector_steps=0))
+    coarse = with_levels(model, 30)
+    assert coarse.noise_process.num_levels == 30 and model.noise_process.num_levels == 200
+    assert coarse.noise_process.sigma(29) == model.noise_process.sigma(199)
+    assert coarse.noise_process.sigma(0) == model.noise_process.sigma(0)
+    calls = CountingModel(coarse)
+    inpaint(host, {"Li": 2}, calls, n_samples=1, seed=0, resamples=1)
+    assert len(calls.calls) == 30
+
+    class Fixed:
+        noise_process = model.noise_process
+
+    with pytest.raises(ChggenError, match="levels: Fixed has a fixed ladder of 200 noise levels"):
+        with_levels(Fixed(), 30)

@@ -1,11 +1,41 @@
-"""The ase.db results store: round trip, resume by uid, refusal to repeat."""
+"""The ase.db results store: round trip, resume by uid, refusal to repeat, one writer at a time."""
+
+import subprocess
+import sys
+from contextlib import contextmanager
 
 import ase.db
 import pytest
 from pymatgen.core import Lattice, Structure
 
+from chggen_plugins.config import SymmetryConfig
 from chggen_plugins.errors import ChggenError
+from chggen_plugins.report import summary_rows
 from chggen_plugins.store import ResultStore
+
+HOLD_LOCK = """
+import sys
+from chggen_plugins.store import ResultStore
+
+store = ResultStore(sys.argv[1])
+with store.writing():
+    store.add("written-by-the-other-process", {"status": "skipped"})
+    print("holding", flush=True)
+    sys.stdin.read()  # holds the lock until killed
+"""
+
+
+@contextmanager
+def another_writer(path):
+    """A real second process that has written one row into the store at `path` and holds its lock."""
+    process = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(path)], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout.readline().strip() == "holding", "the other writer did not start"
+        yield process
+    finally:
+        process.kill()
+        process.wait()
 
 
 def silicon(a: float) -> Structure:
@@ -47,3 +77,41 @@ def test_not_a_database_is_one_line(tmp_path):
     path.write_text("not sqlite")
     with pytest.raises(ChggenError, match="cannot open as an ase.db"):
         ResultStore(path)
+
+
+def test_a_second_writer_is_refused_and_a_killed_writers_lock_does_not_block(tmp_path):
+    path = tmp_path / "results.db"
+    store = ResultStore(path)  # opened before the other process wrote its row
+    with another_writer(path) as other:
+        with pytest.raises(ChggenError, match="is being written by another chggen process") as error:
+            with store.writing():
+                pass
+        assert "\n" not in str(error.value) and "results.db.writer.lock" in str(error.value)
+        other.kill()  # SIGKILL: nothing of its own releases the lock, the lock file stays
+        other.wait()
+    assert (tmp_path / "results.db.writer.lock").exists()
+    with store.writing():
+        assert "written-by-the-other-process" in store  # reread on taking the lock: not stored twice
+        with pytest.raises(ChggenError, match="already stored"):
+            store.add("written-by-the-other-process", {"status": "skipped"})
+        with store.writing():  # reentrant
+            store.add("mine", {"status": "skipped"})
+    assert len(ResultStore(path)) == 2
+
+
+def test_a_structure_stored_twice_counts_once(tmp_path):
+    """Two writers without the lock (older versions) stored every uid twice: reading, and so every
+    table, takes each uid once."""
+    path = tmp_path / "results.db"
+    first, second = ResultStore(path), ResultStore(path)  # each saw an empty store
+    for store in (first, second):
+        for k in range(3):
+            store.add(f"Si/x1/unconditional/seed0/cubic-1/{k}",
+                      {"status": "relaxed", "method": "unconditional", "composition": "Si", "n_atoms": 2,
+                       "steps": 5, "e_per_atom": -5.4, "ed": 0.01, "hull": "entries file"},
+                      structure=silicon(5.43 + 0.01 * k), generated=silicon(5.6))
+    assert len(list(ase.db.connect(path).select())) == 6
+    rows = list(ResultStore(path).results())
+    assert [r.uid[-1] for r in rows] == ["0", "1", "2"]
+    summary = summary_rows(rows, SymmetryConfig(0.1, 10.0, ("spglib",)), 0.1)
+    assert len(summary) == 1 and summary[0]["generated"] == 3 and summary[0]["converged"] == 3

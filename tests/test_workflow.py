@@ -53,6 +53,10 @@ guests = ["Li"]
 host_files = ["si_host.cif", "p1_host.cif"]
 """
 
+TINY = (CONFIG.replace('host_files = ["si_host.cif", "p1_host.cif"]', 'host_files = ["si_host.cif"]')
+        .replace("per_composition = 1", "per_composition = 0").replace("samples = 2", "samples = 1")
+        .replace('systems = ["cubic", "hexagonal"]', 'systems = ["cubic"]').replace("max_steps = 80", "max_steps = 10"))
+
 
 class Killed(Exception):
     """Stands in for a kill between two stored rows."""
@@ -232,10 +236,7 @@ def test_host_file_that_does_not_fit_the_composition_is_one_line(tmp_path):
 
 
 def test_cli_campaign_with_the_registered_analytic_model(tmp_path, capsys):
-    text = (CONFIG.replace('host_files = ["si_host.cif", "p1_host.cif"]', 'host_files = ["si_host.cif"]')
-            .replace("per_composition = 1", "per_composition = 0").replace("samples = 2", "samples = 1")
-            .replace('systems = ["cubic", "hexagonal"]', 'systems = ["cubic"]').replace("max_steps = 80", "max_steps = 10"))
-    path = campaign_dir(tmp_path, text)
+    path = campaign_dir(tmp_path, TINY)
     assert main(["campaign", str(path), "-q"]) == 0
     printed = capsys.readouterr().out
     assert "unconditional" in printed and "inpainting" in printed and "Ed against: entries file" in printed
@@ -306,3 +307,93 @@ def test_cells_count_spans_the_lattice_systems_before_the_axis_ratios(tmp_path):
     shards = Campaign(config, model=small_model(), progress=False).unconditional_shards(config.compositions[0], 0)
     cells = sorted(fields["start_cell"] for shard in shards for _, fields in shard.jobs)
     assert cells == ["cubic-1", "cubic-1.25", "hexagonal-1", "tetragonal-1"]
+
+
+def test_a_second_campaign_on_one_output_is_refused_in_one_line(tmp_path, capsys):
+    """Another process writing OUTPUT/results.db holds its lock: this campaign stops before it stores
+    anything (two writers stored every structure twice)."""
+    from test_store import another_writer
+
+    path = campaign_dir(tmp_path, TINY)
+    (tmp_path / "out").mkdir()
+    with another_writer(tmp_path / "out" / "results.db"):
+        assert main(["campaign", str(path), "-q"]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "results.db is being written by another chggen process" in error[0], error
+    assert [r.uid for r in ResultStore(tmp_path / "out" / "results.db").results()] == ["written-by-the-other-process"]
+
+
+def test_a_moved_campaign_folder_resumes_without_recomputing(tmp_path, relaxer, monkeypatch):
+    """The fingerprint holds settings and file contents, not paths (entries file, host file, hull
+    cache under the output): the same campaign in another folder resumes, nothing is redone."""
+    result = run_campaign(load_config(campaign_dir(tmp_path / "before", TINY)), model=small_model(),
+                          relaxer=relaxer, progress=False)
+    rows = {r.uid: r.get("e_per_atom") for r in result.store.results()}
+    shutil.move(tmp_path / "before", tmp_path / "after")
+
+    def relax(structure):
+        raise AssertionError("a stored structure was relaxed again")
+
+    monkeypatch.setattr(relaxer, "relax", relax)
+    moved = run_campaign(load_config(tmp_path / "after" / "campaign.toml"), model=small_model(),
+                         relaxer=relaxer, progress=False)
+    assert moved.store.path == tmp_path / "after" / "out" / "results.db"
+    assert {r.uid: r.get("e_per_atom") for r in moved.store.results()} == rows
+    assert (tmp_path / "after" / "out" / "summary.csv").is_file()
+
+
+def test_an_output_that_is_a_file_is_one_line(tmp_path, capsys):
+    path = campaign_dir(tmp_path, TINY)
+    (tmp_path / "out").write_text("not a folder")
+    assert main(["campaign", str(path), "-q"]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "key 'output' names" in error[0] and "is a file, not a folder" in error[0], error
+
+
+def test_symmetric_and_snapped_inpainting_beside_free_with_symmetry_kept_in_relaxation(tmp_path, relaxer):
+    """[hosts] methods: each method's rows stand beside the others'; inpainting-sym keeps the group
+    it was given through a FixSymmetry relaxation ([relax] keep_symmetry), with the group and the
+    Wyckoff positions in its row; inpainting-snap records the group it snapped to. Adding a method to
+    a finished campaign resumes (methods are not a generation setting)."""
+    from chggen_plugins.wyckoff import host_operations, symmetry_error
+
+    text = TINY.replace("samples = 1", "samples = 2")
+    config = load_config(campaign_dir(tmp_path, text))
+    run_campaign(config, model=small_model(), relaxer=relaxer, progress=False)
+    before = stored(config)
+    text = text.replace("[hosts]", '[hosts]\nmethods = ["inpainting", "inpainting-sym", "inpainting-snap"]')
+    text = text.replace("max_steps = 10", "max_steps = 10\nkeep_symmetry = true")
+    (tmp_path / "campaign.toml").write_text(text)
+    with pytest.raises(ChggenError, match="relax"):   # keep_symmetry changes how structures are made
+        run_campaign(load_config(tmp_path / "campaign.toml"), model=small_model(), relaxer=relaxer, progress=False)
+    text = text.replace("keep_symmetry = true", "")
+    (tmp_path / "campaign.toml").write_text(text)
+    config = load_config(tmp_path / "campaign.toml")
+    run_campaign(config, model=small_model(), relaxer=relaxer, progress=False)
+    rows = stored(config)
+    assert all(rows[uid].get("e_per_atom") == row.get("e_per_atom") for uid, row in before.items())
+    by_method = {}
+    for row in rows.values():
+        by_method.setdefault(row.get("method"), []).append(row)
+    assert len(by_method["inpainting-sym"]) == len(by_method["inpainting-snap"]) == 2
+    for row in by_method["inpainting-sym"]:
+        assert row.get("guest_space_group") == 216 and row.get("guest_wyckoff") in ("Li:4b", "Li:4d")
+        rotations, translations = host_operations(row.generated)
+        assert len(rotations) == 96 and symmetry_error(row.generated, rotations, translations) < 1e-3
+    for row in by_method["inpainting-snap"]:
+        assert row.get("snapped_space_group") >= 1
+
+
+def test_fix_symmetry_relaxation_keeps_the_group_exactly(relaxer):
+    """keep_symmetry: ASE's FixSymmetry takes the group found at 0.01 A (F-43m of a start rattled by
+    2-3 mA), idealises the start and keeps every step symmetric: the result is F-43m even at 1e-4 A.
+    Without it the rattle stays (the forces there are ~1e-5 eV/A) and the result is P1 at 1e-4 A."""
+    from chggen_plugins.post.symmetry import space_group
+
+    start = Structure.from_spacegroup("F-43m", Lattice.cubic(5.6), ["Li", "Si", "Si"],
+                                      [[0.5, 0.5, 0.5], [0, 0, 0], [0.25, 0.25, 0.25]])
+    start.perturb(0.003, min_distance=0.002)
+    assert space_group(start, 0.01, 5.0).number == 216 and space_group(start, 1e-4, 1.0).number == 1
+    for keep, group in ((True, 216), (False, 1)):
+        relaxed = Relaxer(max_steps=5, model=relaxer.model, keep_symmetry=keep).relax(start).structure
+        assert space_group(relaxed, 1e-4, 1.0).number == group, keep

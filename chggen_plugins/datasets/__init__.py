@@ -1,7 +1,9 @@
 """Training data: read datasets users have (`read_dataset`) and build the project's own (`build_dataset`)."""
 
-from .build import BuildSummary, build_dataset
-from .readers import Record, read_dataset
-from .systems import DEFAULT_SYSTEMS
+from ..lazy import lazy_exports
 
-__all__ = ["DEFAULT_SYSTEMS", "BuildSummary", "Record", "build_dataset", "read_dataset"]
+# Imported on first use: the builder brings PyXtal, CHGNet and pymatgen's AFLOW library (seconds).
+_EXPORTS = {"BuildSummary": ".build", "build_dataset": ".build", "Record": ".readers",
+            "read_dataset": ".readers", "DEFAULT_SYSTEMS": ".systems"}
+__getattr__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)

@@ -23,6 +23,10 @@ DEFAULT_SYSTEMS: dict[str, tuple[str, ...]] = {
                "ZnP2"),
     "Li-P-S": ("Li3PS4", "Li7P3S11", "Li4P2S6", "Li2S", "Li7PS6", "LiPS3", "Li4P2S7", "Li3P",
                "P2S5"),
+    # The classic intercalation host: layered TiS2 and Li_x TiS2 (x = 1/4, 1/2, 3/4, 1), spinel-like
+    # LiTi2S4 is x = 1/2 again, plus over-lithiated and Ti-rich neighbours for the hull.
+    "Li-Ti-S": ("TiS2", "LiTiS2", "LiTi2S4", "Li3Ti4S8", "LiTi4S8", "Li2TiS3", "Li2S", "TiS3",
+                "Ti2S3", "TiS"),
 }
 
 _MAX_COUNT = 6  # per element, when compositions are enumerated for a system without a list

@@ -18,21 +18,25 @@ import math
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-from ase.filters import FrechetCellFilter
-from ase.optimize import FIRE
-from chgnet.model import CHGNet
-from chgnet.model.dynamics import CHGNetCalculator
 from pymatgen.core import Lattice, Structure
-from pymatgen.io.ase import AseAtomsAdaptor
 from tqdm import tqdm
 
 from ..errors import ChggenError
 
+if TYPE_CHECKING:
+    from chgnet.model import CHGNet
+
+# CHGNet (and torch with it), ASE's optimizer and pymatgen's ASE adaptor are imported where a
+# relaxation needs them: the constants and `closest_pair` here are used by `chggen --help` and by the
+# host checks, which must not pay seconds of imports for them.
+
 FMAX = 0.1  # eV/A, as in the paper
 MAX_STEPS = 500
 MIN_DISTANCE = 1.0  # A: structures with a closer pair are set aside, not relaxed
+KEEP_SYMPREC = 0.01  # A: the tolerance at which `keep_symmetry` reads the group it keeps
 
 
 @dataclass
@@ -84,7 +88,10 @@ class Relaxer:
 
     def __init__(self, fmax: float = FMAX, max_steps: int = MAX_STEPS,
                  min_distance: float = MIN_DISTANCE, model: CHGNet | None = None,
-                 device: str = "cpu") -> None:
+                 device: str = "cpu", keep_symmetry: bool = False) -> None:
+        from chgnet.model import CHGNet
+        from chgnet.model.dynamics import CHGNetCalculator
+
         if fmax <= 0:
             raise ChggenError(f"relax fmax: {fmax} must be > 0 eV/A")
         if max_steps < 0:
@@ -92,6 +99,7 @@ class Relaxer:
         self.fmax = fmax
         self.max_steps = max_steps
         self.min_distance = min_distance
+        self.keep_symmetry = keep_symmetry
         with contextlib.redirect_stdout(io.StringIO()):  # CHGNet prints its device and version
             self.model = model if model is not None else CHGNet.load(verbose=False, use_device=device)
             self.calculator = CHGNetCalculator(model=self.model, use_device=device)
@@ -116,12 +124,21 @@ class Relaxer:
         return [self.relax(s) for s in tqdm(list(structures), desc="relax", disable=not progress)]
 
     def _relax(self, structure: Structure) -> RelaxResult:
+        from ase.filters import FrechetCellFilter
+        from ase.optimize import FIRE
+        from pymatgen.io.ase import AseAtomsAdaptor
+
         atoms = AseAtomsAdaptor.get_atoms(structure)
+        if self.keep_symmetry:  # the group spglib finds at the start is kept through every step
+            from ase.constraints import FixSymmetry
+
+            atoms.set_constraint(FixSymmetry(atoms, symprec=KEEP_SYMPREC))
         atoms.calc = self.calculator
         n = len(atoms)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="logm result may be inaccurate")
             warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad")
+            warnings.filterwarnings("ignore", message="Only FixAtoms and FixCartesian")  # FixSymmetry
             initial = atoms.get_potential_energy() / n
             optimizer = FIRE(FrechetCellFilter(atoms), logfile=None)
             converged = bool(optimizer.run(fmax=self.fmax, steps=self.max_steps))

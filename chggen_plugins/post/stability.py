@@ -29,7 +29,7 @@ from pathlib import Path
 
 from monty.serialization import dumpfn, loadfn
 from pymatgen.analysis.phase_diagram import PDEntry, PhaseDiagram
-from pymatgen.core import Composition, Element
+from pymatgen.core import Composition, Element, Structure
 from pymatgen.entries.computed_entries import ComputedEntry, ComputedStructureEntry
 from tqdm import tqdm
 
@@ -153,13 +153,10 @@ def _static_energy(relaxer: Relaxer, structure) -> float | None:
         return None
 
 
-def reference_entries(elements: Iterable[str], relaxer: Relaxer, max_atoms: int = 8,
-                      per_formula: int = 2, progress: bool = False) -> list[ComputedStructureEntry]:
-    """CHGNet-relaxed entries of the system's elements and prototype compounds (an approximate hull).
-
-    Every AFLOW prototype decoration of the system up to `max_atoms` is scored with a single CHGNet
-    energy; the `per_formula` lowest of each reduced formula are relaxed and kept.
-    """
+def reference_candidates(elements: Iterable[str], relaxer: Relaxer, max_atoms: int = 8,
+                         per_formula: int = 2, progress: bool = False) -> list[tuple[str, Structure]]:
+    """(AFLOW label, unrelaxed structure) of the `per_formula` prototype decorations of each reduced
+    formula of the system (elements included) with the lowest single CHGNet energy, up to `max_atoms`."""
     # The dataset builder's decoration rules are the project's definition of "simple known compounds".
     from ..datasets.prototypes import decorate, decorations
     from ..datasets.systems import parse_system
@@ -168,15 +165,23 @@ def reference_entries(elements: Iterable[str], relaxer: Relaxer, max_atoms: int 
     if max_atoms < 1 or per_formula < 1:
         raise ChggenError(f"reference hull: max_atoms ({max_atoms}) and per_formula ({per_formula}) must be >= 1")
     system = parse_system("-".join(symbols), max_atoms)
-    ranked: dict[str, list[tuple[float, str, object]]] = {}
+    ranked: dict[str, list[tuple[float, str, Structure]]] = {}
     for decoration in tqdm(decorations(system, max_atoms), desc="reference hull: score", disable=not progress):
         structure = decorate(decoration)
         energy = _static_energy(relaxer, structure)
         if energy is not None:
             ranked.setdefault(decoration.formula, []).append((energy, decoration.label, structure))
-    chosen = [item for items in ranked.values() for item in sorted(items, key=lambda x: x[0])[:per_formula]]
+    return [(label, structure) for items in ranked.values()
+            for _, label, structure in sorted(items, key=lambda x: x[0])[:per_formula]]
+
+
+def reference_entries(elements: Iterable[str], relaxer: Relaxer, max_atoms: int = 8,
+                      per_formula: int = 2, progress: bool = False) -> list[ComputedStructureEntry]:
+    """CHGNet-relaxed entries of the system's elements and prototype compounds (an approximate hull):
+    the `reference_candidates`, relaxed."""
+    chosen = reference_candidates(elements, relaxer, max_atoms, per_formula, progress)
     entries = []
-    for _, label, structure in tqdm(chosen, desc="reference hull: relax", disable=not progress):
+    for label, structure in tqdm(chosen, desc="reference hull: relax", disable=not progress):
         result = relaxer.relax(structure)
         if result.structure is None:
             continue

@@ -121,6 +121,22 @@ def is_symmetric(
     return space_group(structure, symprec, angle_tolerance, library).is_symmetric
 
 
+def snap_to_symmetry(structure: Structure, symprec: float) -> Structure:
+    """The symmetric structure spglib finds within `symprec` (A): idealised lattice and positions in
+    the conventional standard cell (XtalPaint's refinement before relaxation). A structure that is
+    P1 at that tolerance comes back unchanged. The group is kept in `properties["snapped_space_group"]`."""
+    from pymatgen.symmetry.analyzer import SpacegroupAnalyzer, SymmetryUndeterminedError
+
+    try:
+        analyzer = SpacegroupAnalyzer(structure, symprec=symprec)
+        number = analyzer.get_space_group_number()
+        snapped = analyzer.get_refined_structure() if number > 1 else structure.copy()
+    except SymmetryUndeterminedError:
+        number, snapped = 1, structure.copy()
+    snapped.properties = {**structure.properties, "snapped_space_group": number}
+    return snapped
+
+
 def wilson_interval(successes: int, total: int, confidence: float = 0.95) -> tuple[float, float]:
     """Wilson score interval for a binomial proportion (well behaved at 0/n and n/n, unlike Wald)."""
     if total <= 0 or not 0 <= successes <= total:

@@ -6,6 +6,10 @@ it was trained to expect, and at level -1 they sit bit for bit at their input po
 follow the reverse process (predictor, then corrector steps). A RePaint jump re-noises everything one
 rung up and the walk descends again, giving the guests time to agree with the host. With no fixed
 atom this is plain unconditional generation; there is no second code path.
+
+Symmetric inpainting adds a constraint (`orbits.OrbitConstraint`) that ties free atoms into orbits of
+a space group: the prior, every score and every move pass through it. Without orbits it hands back
+what it is given, so free inpainting runs the same loop.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from tqdm.auto import tqdm
 
 from ..errors import ChggenError
 from ..protocol import CrystalBatch, ScoreModel
+from .orbits import OrbitConstraint
 from .schedule import repaint_schedule
 
 
@@ -37,6 +42,10 @@ class SampleResult:
 
 def _checked_score(model: ScoreModel, batch: CrystalBatch, level: int, step: int) -> Tensor:
     score = model.score(batch, level)
+    if not isinstance(score, Tensor) or not score.is_floating_point():
+        kind = f"a {score.dtype} tensor" if isinstance(score, Tensor) else f"a {type(score).__name__}"
+        raise ChggenError(f"{type(model).__name__}.score returned {kind}; it must return a floating-point "
+                          f"torch.Tensor of shape [N, 3]")
     if score.shape != batch.frac_coords.shape:
         raise ChggenError(f"{type(model).__name__}.score returned shape {tuple(score.shape)}, "
                           f"expected {tuple(batch.frac_coords.shape)} (one 3-vector per atom)")
@@ -50,36 +59,42 @@ def _checked_score(model: ScoreModel, batch: CrystalBatch, level: int, step: int
 
 def sample(model: ScoreModel, batch: CrystalBatch, settings: SamplerSettings = SamplerSettings(),
            generator: torch.Generator | None = None, trajectory: bool = False,
-           progress: bool = False) -> SampleResult:
+           progress: bool = False, orbits: OrbitConstraint | None = None) -> SampleResult:
     """Generate the free atoms of every crystal in `batch` in one walk, one score call per move.
 
     `batch.frac_coords` holds the true positions of the fixed atoms; those of free atoms are ignored.
+    `orbits` ties free atoms into symmetry orbits (symmetric inpainting); None leaves them free.
     """
     process = model.noise_process
     generator = generator if generator is not None else torch.Generator(device=batch.device)
     host = batch.fixed.unsqueeze(1)
     truth = batch.frac_coords.to(torch.float64)
     batch = batch.with_frac_coords(truth)
+    tied = (orbits if orbits is not None else OrbitConstraint.none(batch)).bind(batch, process)
 
     def put_host(frac: Tensor, level: int) -> Tensor:
         return torch.where(host, process.marginal(truth, level, batch, generator), frac)
 
+    def score_at(frac: Tensor, level: int, step: int) -> Tensor:
+        return tied.score(_checked_score(model, batch.with_frac_coords(frac), level, step))
+
     top = process.num_levels - 1
-    frac = put_host(process.prior(batch, generator), top)
+    frac = put_host(tied.prior(process.prior(batch, generator)), top)
     walk = repaint_schedule(process.num_levels, settings.jump_length, settings.resamples)
     path = [] if trajectory else None
-    for step, (level, next_level) in enumerate(tqdm(walk, desc="reverse steps", disable=not progress,
-                                                     unit="step")):
+    jumps = sum(to > start for start, to in walk)
+    desc = f"sampling ({len(walk) - jumps} reverse + {jumps} re-noise steps)"
+    for step, (level, next_level) in enumerate(tqdm(walk, desc=desc, disable=not progress, unit="step")):
         if next_level > level:
-            frac = process.renoise(frac, level, next_level, batch, generator)
+            frac = tied.follow(frac, process.renoise(frac, level, next_level, batch, generator))
         else:
-            score = _checked_score(model, batch.with_frac_coords(frac), level, step)
-            frac = put_host(process.predictor_step(frac, score, level, batch, generator), next_level)
+            moved = process.predictor_step(frac, score_at(frac, level, step), level, batch, generator)
+            frac = put_host(tied.follow(frac, moved), next_level)
             if next_level >= 0:
                 for _ in range(process.corrector_steps):
-                    score = _checked_score(model, batch.with_frac_coords(frac), next_level, step)
-                    frac = torch.where(host, frac,
-                                       process.corrector_step(frac, score, next_level, batch, generator))
+                    moved = process.corrector_step(frac, score_at(frac, next_level, step), next_level,
+                                                   batch, generator)
+                    frac = torch.where(host, frac, tied.follow(frac, moved))
         if path is not None:
             path.append(frac.clone())
     return SampleResult(frac_coords=frac, trajectory=path)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 
-from ..errors import ChggenError
+from ..errors import ChggenError, ChggenWarning
 
 
 def geometric_sigmas(sigma_max: float, sigma_min: float, num_levels: int) -> torch.Tensor:
@@ -35,6 +36,10 @@ def repaint_schedule(num_levels: int, jump_length: int = 10, resamples: int = 3)
                              ("resamples", resamples, 1)):
         if not isinstance(value, int) or value < low:
             raise ChggenError(f"RePaint schedule: {name} must be an integer >= {low}, got {value!r}")
+    if resamples > 1 and jump_length >= num_levels:
+        warnings.warn(f"RePaint: jump length {jump_length} leaves no room to jump back on a ladder of "
+                      f"{num_levels} levels, so resamples={resamples} does nothing; use a jump length "
+                      f"below {num_levels}", ChggenWarning, stacklevel=2)
     jumps_left = {level: resamples - 1 for level in range(0, num_levels - jump_length, jump_length)}
     walk = [num_levels - 1]
     level = num_levels - 1

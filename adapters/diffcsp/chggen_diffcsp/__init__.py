@@ -1,10 +1,10 @@
 """DiffCSP checkpoints as chggen score models, without DiffCSP's training stack."""
 
-from .model import DiffCSPScoreModel, load_weights
-from .network import CSPNet, CSPNetConfig, DiffCSPNetwork
-from .noise import DiffCSPProcess
-from .run import RunSettings, read_run
-from .unpickle import load_checkpoint
+from chggen_plugins.lazy import lazy_exports
 
-__all__ = ["CSPNet", "CSPNetConfig", "DiffCSPNetwork", "DiffCSPProcess", "DiffCSPScoreModel",
-           "RunSettings", "load_checkpoint", "load_weights", "read_run"]
+# Imported on first use: registering the plugin (every `chggen` command) must not import torch.
+_EXPORTS = {"CSPNet": ".network", "CSPNetConfig": ".network", "DiffCSPNetwork": ".network",
+            "DiffCSPProcess": ".noise", "DiffCSPScoreModel": ".model", "RunSettings": ".run",
+            "load_checkpoint": "chggen_plugins.safe_load", "load_weights": ".model", "read_run": ".run"}
+__getattr__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)

@@ -17,11 +17,11 @@ from torch import Tensor
 
 from chggen_plugins.errors import ChggenError
 from chggen_plugins.protocol import CrystalBatch
+from chggen_plugins.safe_load import load_checkpoint
 
 from .network import CSPNetConfig, DiffCSPNetwork
 from .noise import DiffCSPProcess, wrapped_normal_tables
 from .run import RunSettings, read_run
-from .unpickle import load_checkpoint
 
 
 def load_weights(network: DiffCSPNetwork, state: object, where: str) -> None:

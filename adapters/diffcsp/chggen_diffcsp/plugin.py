@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from chggen_plugins.hookspecs import ModelSpec, hookimpl
 
-from .model import DiffCSPScoreModel
+if TYPE_CHECKING:
+    from .model import DiffCSPScoreModel
 
 
 def load(source: str | None) -> DiffCSPScoreModel:
+    from .model import DiffCSPScoreModel  # torch: only when the model is loaded, not to register it
+
     return DiffCSPScoreModel.load(Path(source))
 
 

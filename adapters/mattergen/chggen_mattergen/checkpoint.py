@@ -5,21 +5,28 @@ A checkpoint directory is MatterGen's published layout (mattergen_base, mp_20_ba
 checkpoint). The model is built by MatterGen's own code: its config is composed by
 `MatterGenCheckpointInfo`, instantiated with hydra (`DiffusionLightningModule` -> `DiffusionModule`
 -> `GemNetTDenoiser`), and the weights restored with `load_state_dict(strict=True)`, the steps of
-MatterGen's `load_model_diffusion`. The one difference: torch >= 2.6 loads with
-`weights_only=True`, which a Lightning checkpoint (pickled configs) can fail, so the file the user
-named, and only that file, is read with `weights_only=False`.
+MatterGen's `load_model_diffusion`.
+
+Neither file may run code. hydra calls whatever a `_target_` names (`os.system` too) before any
+type check, and MatterGen registers an `eval` resolver for `${eval:...}` interpolations; so the config
+is refused unless it has no resolver calls and every `_target_` is one of MatterGen's own model
+classes (`MODEL_TARGETS`). A Lightning checkpoint pickles its config beside the weights, which
+torch's `weights_only=True` refuses and a full unpickling would execute, so `last.ckpt` is read by the
+core's restricted unpickler (`chggen_plugins.safe_load`): tensors only, everything else inert.
 """
 
 from __future__ import annotations
 
+import re
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 from omegaconf import DictConfig, OmegaConf
 
 from chggen_plugins.errors import ChggenError
+from chggen_plugins.safe_load import load_checkpoint
 
 from .runtime import gemnet_scale_root, mattergen_module
 
@@ -27,6 +34,36 @@ CONFIG_FILE = "config.yaml"
 CHECKPOINT_FILE = Path("checkpoints") / "last.ckpt"
 HUB_REPOSITORY = "microsoft/mattergen"
 LAYOUT = f"a MatterGen checkpoint directory holds {CONFIG_FILE} and {CHECKPOINT_FILE}"
+# Every `_target_` the lightning_module of MatterGen 1.0.3's published checkpoints and training
+# configs (mattergen/conf/lightning_module, adapter) names: its model classes, and the optimizer,
+# scheduler and identity scaler those configs carry. Nothing else is instantiated.
+MODEL_TARGETS = frozenset({
+    "mattergen.adapter.GemNetTAdapter",
+    "mattergen.common.diffusion.corruption.LatticeVPSDE.from_vpsde_config",
+    "mattergen.common.diffusion.corruption.NumAtomsVarianceAdjustedWrappedVESDE",
+    "mattergen.common.gemnet.gemnet.GemNetT",
+    "mattergen.common.gemnet.gemnet_ctrl.GemNetTCtrl",
+    "mattergen.common.gemnet.layers.embedding_block.AtomEmbedding",
+    "mattergen.common.loss.MaterialsLoss",
+    "mattergen.common.utils.data_utils.StandardScalerTorch",
+    "mattergen.denoiser.GemNetTDenoiser",
+    "mattergen.diffusion.corruption.d3pm_corruption.D3PMCorruption",
+    "mattergen.diffusion.corruption.multi_corruption.MultiCorruption",
+    "mattergen.diffusion.d3pm.d3pm.MaskDiffusion",
+    "mattergen.diffusion.d3pm.d3pm.create_discrete_diffusion_schedule",
+    "mattergen.diffusion.diffusion_module.DiffusionModule",
+    "mattergen.diffusion.lightning_module.DiffusionLightningModule",
+    "mattergen.diffusion.model_utils.NoiseLevelEncoding",
+    "mattergen.property_embeddings.ChemicalSystemMultiHotEmbedding",
+    "mattergen.property_embeddings.EmbeddingVector",
+    "mattergen.property_embeddings.PropertyEmbedding",
+    "mattergen.property_embeddings.SetEmbeddingType",
+    "mattergen.property_embeddings.SpaceGroupEmbeddingVector",
+    "torch.nn.Identity",
+    "torch.optim.Adam",
+    "torch.optim.lr_scheduler.ReduceLROnPlateau",
+})
+_RESOLVER_CALL = re.compile(r"\$\{\s*[\w.\-]+\s*:")  # ${eval:...}, ${oc.env:...}; not ${a.b}
 
 
 def published_names() -> tuple[str, ...]:
@@ -78,14 +115,14 @@ def read_config(directory: Path) -> DictConfig:
     return config
 
 
-def read_state_dict(path: Path, device: str) -> dict[str, torch.Tensor]:
-    """The weights of a Lightning checkpoint the user chose (full unpickling of this file only)."""
+def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """The weights of a Lightning checkpoint, read without running anything the pickle names."""
     with open(path, "rb") as handle:
         if handle.read(64).startswith(b"version https://git-lfs"):
             raise ChggenError(f"{path}: a Git LFS pointer, not the weights (run `git lfs pull` in the "
                               "clone, or download the file itself)")
     try:
-        checkpoint = torch.load(path, map_location=device, weights_only=False)
+        checkpoint = load_checkpoint(path)
     except Exception as error:  # truncated files raise RuntimeError, EOFError, UnpicklingError...
         raise ChggenError(f"{path}: not a readable torch checkpoint ({type(error).__name__}: "
                           f"{str(error).splitlines()[0] if str(error) else 'no detail'})") from None
@@ -94,14 +131,42 @@ def read_state_dict(path: Path, device: str) -> dict[str, torch.Tensor]:
     return checkpoint["state_dict"]
 
 
+def _walk(node: Any, path: str) -> Iterator[tuple[str, Any, Any]]:
+    """(dotted path, key, value) of every mapping entry in a plain container tree."""
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for key, value in items:
+        where = f"{path}[{key}]" if isinstance(node, list) else f"{path}.{key}"
+        yield where, key, value
+        yield from _walk(value, where)
+
+
+def checked_lightning_module(config: DictConfig, where: str) -> DictConfig:
+    """`config.lightning_module` resolved, once nothing in `config` calls a resolver (MatterGen's
+    `eval` runs Python) and every `_target_` in it is in `MODEL_TARGETS`; else one line naming it."""
+    for path, _, value in _walk(OmegaConf.to_container(config, resolve=False), "config"):
+        if isinstance(value, str) and _RESOLVER_CALL.search(value):
+            raise ChggenError(f"{where}: {path.removeprefix('config.')} = {value[:80]!r} calls a config "
+                              "resolver, which could run code; a MatterGen checkpoint config has none")
+    try:
+        section = OmegaConf.to_container(config.lightning_module, resolve=True)
+    except Exception as error:  # omegaconf's InterpolationResolutionError and kin
+        raise ChggenError(f"{where}: lightning_module cannot be resolved ({str(error).splitlines()[0]})") from None
+    for path, key, value in _walk(section, "lightning_module"):
+        if key == "_target_" and (not isinstance(value, str) or value not in MODEL_TARGETS):
+            raise ChggenError(f"{where}: {path} = {str(value)[:80]!r} is not one of MatterGen's model "
+                              "classes; refusing to instantiate it (it could run code)")
+    return OmegaConf.create(section)
+
+
 def build_module(config: DictConfig, where: str) -> torch.nn.Module:
-    """MatterGen's DiffusionLightningModule instantiated from `config.lightning_module`."""
+    """MatterGen's DiffusionLightningModule instantiated from `config.lightning_module`, checked."""
     from hydra.utils import instantiate
 
+    section = checked_lightning_module(config, where)
     lightning = mattergen_module("diffusion.lightning_module")
     try:
         with gemnet_scale_root():
-            module = instantiate(config.lightning_module)
+            module = instantiate(section)
     except Exception as error:  # hydra wraps every failure in InstantiationException
         raise ChggenError(f"{where}: MatterGen could not build the model from lightning_module "
                           f"({str(error).splitlines()[0]})") from None
@@ -116,7 +181,7 @@ def load_module(directory: Path, device: str = "cpu") -> tuple[torch.nn.Module, 
     config = read_config(directory)
     with torch.random.fork_rng(devices=[]):  # initial weights are drawn, then overwritten: leave
         module = build_module(config, str(directory / CONFIG_FILE))  # the caller's random state alone
-    state = read_state_dict(directory / CHECKPOINT_FILE, device)
+    state = read_state_dict(directory / CHECKPOINT_FILE)
     try:
         module.load_state_dict(state, strict=True)
     except RuntimeError as error:
@@ -184,8 +249,8 @@ def write_untrained_checkpoint(directory: Path, hidden_dim: int = 512, num_block
     """A randomly initialised MatterGen in the published layout (for tests and timing), built by
     MatterGen's classes. Returns the module that was saved.
 
-    The checkpoint pickles its config as an OmegaConf object, as a Lightning run does, so reading
-    it needs the same `weights_only=False` a real checkpoint needs.
+    The checkpoint pickles its config as an OmegaConf object, as a Lightning run does, so torch's
+    `weights_only=True` refuses it as it refuses a real checkpoint.
     """
     directory = Path(directory)
     config = OmegaConf.create(untrained_config(hidden_dim, num_blocks, discrete_steps, cutoff,

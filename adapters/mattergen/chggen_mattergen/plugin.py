@@ -2,14 +2,30 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from chggen_plugins.hookspecs import ModelSpec, hookimpl
 
-from .generate import generate
-from .model import MatterGenScoreModel
+if TYPE_CHECKING:
+    from pymatgen.core import Composition, Structure
+
+    from .model import MatterGenScoreModel
+
+# torch, omegaconf and MatterGen are imported by `load` and `generate`, not here: every `chggen`
+# command registers the plugin.
 
 
 def load(source: str | None) -> MatterGenScoreModel:
+    from .model import MatterGenScoreModel
+
     return MatterGenScoreModel.load(source)
+
+
+def generate(source: str | None, composition: Composition, num_samples: int, seed: int) -> list[Structure]:
+    """MatterGen's own sampler (`chggen_mattergen.generate.generate`)."""
+    from . import generate as own
+
+    return own.generate(source, composition, num_samples, seed)
 
 
 @hookimpl

@@ -1,4 +1,8 @@
-"""`chggen train`: the native backend's command, contributed through the chggen_add_commands hook."""
+"""`chggen train`: the native backend's command, contributed through the chggen_add_commands hook.
+
+Adding the command imports only the settings: every `chggen` command builds the parser, so torch and
+the training code are imported when `chggen train` runs.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +10,7 @@ import argparse
 from collections import Counter
 from pathlib import Path
 
-import torch
-
-from chggen_plugins.datasets.readers import read_dataset
-
-from .network import NetworkConfig
-from .train import TrainSettings, split_dataset, train, validation_loss
-from .model import NativeScoreModel
+from .settings import NetworkConfig, TrainSettings
 
 
 class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
@@ -47,6 +45,13 @@ def add_train_command(commands: argparse._SubParsersAction) -> None:
 
 
 def run_train(args: argparse.Namespace) -> None:
+    import torch
+
+    from chggen_plugins.datasets.readers import read_dataset
+
+    from .model import NativeScoreModel
+    from .train import split_dataset, train, validation_loss
+
     records = read_dataset(args.data)
     structures = [record.structure for record in records]
     systems = Counter(str(record.info.get("system", "unlabelled")) for record in records)

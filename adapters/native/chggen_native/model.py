@@ -7,6 +7,7 @@ process, its weights, and free-form metadata (the training data's recipe, the tr
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,8 @@ from chggen_plugins.errors import ChggenError
 from chggen_plugins.protocol import CrystalBatch
 from chggen_plugins.sampling.noise import CartesianVE
 
-from .network import NetworkConfig, ScoreNetwork
+from .network import ScoreNetwork
+from .settings import NetworkConfig
 
 FORMAT = "chggen-native/1"
 
@@ -137,4 +139,22 @@ def read_checkpoint(path: Path, device: str = "cpu") -> Any:
     try:
         return torch.load(path, map_location=device, weights_only=True)
     except Exception as error:  # unpickling errors come in many types
-        raise ChggenError(f"{path}: not a readable torch checkpoint ({type(error).__name__})") from None
+        raise ChggenError(f"{path}: not a readable torch checkpoint: {_what_it_is(path, error)}") from None
+
+
+def _what_it_is(path: Path, error: Exception) -> str:
+    """What a file torch.load refused is: its own errors (KeyError for a text file) tell a user nothing."""
+    with open(path, "rb") as handle:
+        head = handle.read(64)
+    if not head:
+        return "the file is empty"
+    if zipfile.is_zipfile(path):
+        message = str(error).strip().splitlines()
+        return f"a zip archive, but not the one torch.save writes ({message[0] if message else type(error).__name__})"
+    if head.startswith(b"\x80"):
+        return "a pickle that torch's safe (weights-only) loader refuses, not the zip archive torch.save writes"
+    try:
+        first = head.decode("utf-8").split("\n", 1)[0].strip()
+    except UnicodeDecodeError:
+        return "binary data, neither the zip archive torch.save writes nor a pickle"
+    return f"a text file (starting {first[:40]!r}), not the zip archive torch.save writes"

@@ -14,30 +14,14 @@ rare noisy configuration blew one training batch's loss up to 1e31 (the update i
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
 
 import torch
 from torch import Tensor, nn
 
 from .graph import radius_graph
+from .settings import NetworkConfig
 
 _EPS = 1e-8
-
-
-@dataclass(frozen=True)
-class NetworkConfig:
-    features: int = 64
-    layers: int = 3
-    cutoff: float = 6.0            # Angstrom
-    radial_basis: int = 16
-    noise_basis: int = 16
-    sigma_min: float = 0.01        # range of the noise embedding (the training ladder)
-    sigma_max: float = 10.0
-    neighbour_norm: float = 16.0   # messages are summed then divided by this (typical degree)
-    max_z: int = 100
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def _vector_norm(v: Tensor) -> Tensor:

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from chggen_plugins.hookspecs import ModelSpec, hookimpl
 
 from .commands import add_train_command
-from .model import NativeScoreModel
+
+if TYPE_CHECKING:
+    from .model import NativeScoreModel
 
 DEFAULT_WEIGHTS = Path(__file__).parent / "weights" / "native.pt"
 
 
 def load(source: str | None) -> NativeScoreModel:
+    from .model import NativeScoreModel  # torch: only when the model is loaded, not to register it
+
     return NativeScoreModel.load(Path(source) if source else DEFAULT_WEIGHTS)
 
 

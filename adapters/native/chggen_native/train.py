@@ -19,7 +19,7 @@ import hashlib
 import json
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Sequence
 
@@ -33,18 +33,7 @@ from chggen_plugins.errors import ChggenError
 from chggen_plugins.protocol import CrystalBatch
 
 from .model import NativeScoreModel, read_checkpoint, save_atomically
-from .network import NetworkConfig
-
-
-@dataclass(frozen=True)
-class TrainSettings:
-    steps: int = 20000
-    batch_size: int = 16
-    learning_rate: float = 1e-3
-    val_fraction: float = 0.1
-    val_levels: int = 8           # noise levels per validation structure (fixed draws)
-    eval_every: int = 500
-    seed: int = 0
+from .settings import NetworkConfig, TrainSettings
 
 
 def held_out(structure: Structure, val_fraction: float) -> bool:

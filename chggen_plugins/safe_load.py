@@ -1,10 +1,11 @@
-"""Read a pytorch-lightning checkpoint's tensors without pytorch-lightning, omegaconf or hydra.
+"""Read a checkpoint's tensors without running any code the file names (for adapters to use).
 
-A DiffCSP `.ckpt` (Lightning 1.3.8) pickles the training callbacks (keyed by their classes), the
-omegaconf hyperparameters and the optimizer state beside the weights. torch's own `weights_only`
-loader refuses such files. This loader lets the unpickler build only tensors and plain containers;
-every other class named in the file becomes an inert stand-in that runs no code and keeps no data,
-whether or not the real package is installed. Only the file the user chose is read.
+A pytorch-lightning `.ckpt` (DiffCSP's, MatterGen's) pickles the training callbacks (keyed by their
+classes), omegaconf hyperparameters and the optimizer state beside the weights. torch's own
+`weights_only` loader refuses such files, and a full unpickling runs whatever callable the file names
+(a `__reduce__` of `os.system` is enough). This loader lets the unpickler build only tensors and plain
+containers; every other class or function named in the file becomes an inert stand-in that runs no
+code and keeps no data, whether or not the real package is installed.
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ def _load(file: Any, **kwargs: Any) -> Any:
     return _Unpickler(file, **kwargs).load()
 
 
-_PICKLE_MODULE = types.ModuleType("chggen_diffcsp_restricted_pickle")
+_PICKLE_MODULE = types.ModuleType("chggen_restricted_pickle")
 _PICKLE_MODULE.Unpickler = _Unpickler
 _PICKLE_MODULE.load = _load
 

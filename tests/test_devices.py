@@ -1,0 +1,55 @@
+"""Device names are checked once, in one place, before anything moves: `--device cuda` on a
+CPU-only torch is one line saying which devices this torch can use, not a traceback."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from chggen_plugins.cli import main
+from chggen_plugins.config import load_config
+from chggen_plugins.devices import available_devices, check_device
+from chggen_plugins.errors import ChggenError
+from chggen_plugins.plugins import load_model
+
+EXAMPLES = Path(__file__).parent.parent / "examples"
+HAS_CUDA = torch.cuda.is_available()
+
+
+def test_cpu_is_always_usable_and_gpu_is_not_a_torch_name():
+    assert check_device("cpu") == "cpu" and available_devices()[0] == "cpu"
+    with pytest.raises(ChggenError, match=r"--device 'gpu': not a torch device name; this torch .* can use cpu"):
+        check_device("gpu", "--device")
+
+
+@pytest.mark.skipif(HAS_CUDA, reason="checks the CPU-only refusal")
+@pytest.mark.parametrize("device", ["cuda", "cuda:0"])
+def test_cuda_on_a_cpu_only_torch_is_one_line(device):
+    with pytest.raises(ChggenError, match=rf"device '{device}': no such device; this torch \(.*\) can use cpu$"):
+        check_device(device)
+
+
+@pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA device")
+def test_cuda_is_accepted_where_torch_has_it():
+    assert check_device("cuda") == "cuda"
+    with pytest.raises(ChggenError, match="no such device"):
+        check_device(f"cuda:{torch.cuda.device_count()}")
+
+
+def test_load_model_checks_the_device_before_loading():
+    with pytest.raises(ChggenError, match="device 'gpu': not a torch device name"):
+        load_model("analytic", str(EXAMPLES / "li4si8_reference.cif"), device="gpu")
+
+
+def test_the_cli_and_the_campaign_config_name_where_the_device_came_from(tmp_path, capsys):
+    argv = ["inpaint", str(EXAMPLES / "si_host.cif"), "--guest", "Li:1", "--model", "analytic",
+            "--model-source", str(EXAMPLES / "li4si8_reference.cif"), "--out", str(tmp_path / "o.extxyz"),
+            "--device", "gpu"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("chggen: error: --device 'gpu': not a torch device name")
+    config = tmp_path / "campaign.toml"
+    config.write_text('[model]\nname = "analytic"\ndevice = "gpu"\n\n'
+                      '[[compositions]]\nformula = "Li2Si"\nguests = ["Li"]\n')
+    with pytest.raises(ChggenError, match=r"campaign.toml: key 'model.device' 'gpu': not a torch device name"):
+        load_config(config)
