@@ -226,7 +226,11 @@ def main() -> None:
         for method in sorted(methods, key=METHODS.index):  # uncond before the inpaintings, inpaint before snap
             start = time.process_time()
             notes: list[str] = []
-            if method == "random":
+            done = [f"{formula}/{method}/{index}" for index in range(args.count)]
+            if all(uid in store for uid in done):  # a later pass (e.g. with more --methods): no resampling
+                starts = [next(store.results(uid=uid)).generated for uid in done]
+                notes.append("read back from the store")
+            elif method == "random":
                 starts = random_uniform(counts, args.count, args.v0, rng)
             elif method == "pyxtal":
                 starts = pyxtal_random(counts, args.count, rng)
@@ -234,6 +238,8 @@ def main() -> None:
                 starts = chggen_unconditional(counts, args.count, model, derived_seed(args.seed, formula, method),
                                               args.v0, args.device)
             elif method == "inpaint-snap":
+                inpainted = inpainted or [row.generated for row in results
+                                          if row.get("composition") == formula and row.get("method") == "inpaint"]
                 if not inpainted:
                     inpainted, notes = chggen_inpainting(relaxed_uncond, [guest], args.count, args.hosts,
                                                          args.host_cell, model, derived_seed(args.seed, formula, "inpaint"),
@@ -243,11 +249,11 @@ def main() -> None:
                 starts, notes = chggen_inpainting(relaxed_uncond, [guest], args.count, args.hosts, args.host_cell, model,
                                                   derived_seed(args.seed, formula, method), settings, args.device,
                                                   symmetric=method == "inpaint-sym")
-                if method == "inpaint":
-                    inpainted = starts
             cpu[(formula, method)]["generate"] = time.process_time() - start
             for note in notes:
                 print(f"  {method}: {note}")
+            if method == "inpaint":
+                inpainted = starts
             for index, structure in enumerate(starts):
                 uid = f"{formula}/{method}/{index}"
                 row = stored_or_evaluated(store, uid, structure, relaxer, hull, symmetry,
