@@ -12,7 +12,7 @@ from .lazy import lazy_exports  # noqa: E402
 _EXPORTS = {"ChggenError": ".errors", "CrystalBatch": ".protocol", "InpaintTask": ".batch",
             "NoiseProcess": ".protocol", "ScoreModel": ".protocol", "generate": ".pipeline",
             "inpaint": ".pipeline", "installed_models": ".plugins", "intercalate": ".intercalation",
-            "load_model": ".plugins",
+            "load_model": ".plugins", "order": ".ordering",
             "sample_tasks": ".pipeline"}
 __getattr__ = lazy_exports(__name__, _EXPORTS)
 __all__ = sorted(_EXPORTS)

@@ -146,6 +146,18 @@ def cmd_intercalate(args: argparse.Namespace) -> None:
                 symmetric=args.symmetric, device=args.device, progress=not args.quiet)
 
 
+def cmd_order(args: argparse.Namespace) -> None:
+    from .ordering import order, parse_oxidation_states  # CHGNet, pymatgen's transformations, matplotlib
+
+    check_device(args.device, "--device")
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    states = parse_oxidation_states(args.oxidation_states) if args.oxidation_states else None
+    order(Path(args.structure), args.model, Path(args.out), samples=args.samples, supercell=args.supercell,
+          methods=methods, keep=args.keep, model_source=args.model_source, levels=args.levels, seed=args.seed,
+          jump_length=args.jump_length, resamples=args.resamples, width=args.width, oxidation_states=states,
+          fmax=args.fmax, max_steps=args.max_steps, device=args.device, progress=not args.quiet)
+
+
 def _config_example() -> str:
     """The annotated example config from `chggen_plugins.config`'s docstring, read from the source:
     importing the module would load CHGNet's and pymatgen's phase-diagram code for every command."""
@@ -179,6 +191,17 @@ def cmd_benchmark_symmetry(args: argparse.Namespace) -> None:
     run_symmetry_benchmark(models, _model_sources(args.model_source), parse_cases(args.compositions),
                            args.samples, Path(args.out), hosts=args.hosts, seed=args.seed,
                            max_steps=args.max_steps, entries=args.entries, progress=not args.quiet)
+
+
+def _add_sample_and_relax_options(parser: argparse.ArgumentParser) -> None:
+    """The options every generate-then-relax command shares (intercalate, order)."""
+    parser.add_argument("--seed", type=int, default=0, help="random seed: same seed, same structures (default 0)")
+    parser.add_argument("--jump-length", type=int, default=10, help="RePaint jump length j (default 10)")
+    parser.add_argument("--resamples", type=int, default=3, help="RePaint resamples r; 1 = off (default 3)")
+    parser.add_argument("--fmax", type=float, default=0.1, help="CHGNet relaxation fmax, eV/A (default 0.1)")
+    parser.add_argument("--max-steps", type=int, default=500, help="FIRE steps per relaxation (default 500)")
+    parser.add_argument("--device", default="cpu", help="torch device of the score model (default cpu)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -285,14 +308,43 @@ def build_parser() -> argparse.ArgumentParser:
                             "host's group or of its largest subgroup that fits (counts that none fits "
                             "get free samples only)")
     sweep.add_argument("--out", required=True, help="output folder (results.db, tables, plots, CIFs)")
-    sweep.add_argument("--seed", type=int, default=0, help="sampler seed (default 0)")
-    sweep.add_argument("--jump-length", type=int, default=10, help="RePaint jump length j (default 10)")
-    sweep.add_argument("--resamples", type=int, default=3, help="RePaint resamples r; 1 = off (default 3)")
-    sweep.add_argument("--fmax", type=float, default=0.1, help="CHGNet relaxation fmax, eV/A (default 0.1)")
-    sweep.add_argument("--max-steps", type=int, default=500, help="FIRE steps per relaxation (default 500)")
-    sweep.add_argument("--device", default="cpu", help="torch device of the score model (default cpu)")
-    sweep.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    _add_sample_and_relax_options(sweep)
     sweep.set_defaults(run=cmd_intercalate)
+
+    ordering = commands.add_parser(
+        "order", help="order a partially occupied crystal: candidate orderings, relaxed and ranked",
+        description="Read STRUCTURE (a CIF with partial occupancies), take the smallest supercell in which "
+                    "every partially occupied species has an integer count (or --supercell), keep the fully "
+                    "occupied sites as the host and order the rest: SAMPLES candidates per method (free: "
+                    "inpainting anywhere; restricted: inpainting pulled to, then assigned onto, the listed "
+                    "sites; pymatgen: OrderDisorderedStructureTransformation's best by Ewald energy; random: "
+                    "uniform orderings of the sites), each relaxed with CHGNet and kept in OUT/results.db "
+                    "(rerun to resume). Writes OUT/orderings.csv, OUT/methods.csv, OUT/energies.png and the "
+                    "KEEP lowest distinct orderings as OUT/structures/*.cif, and prints a table per method.",
+        epilog="Example:\n  chggen order benchmarks/data/li7ps6_ht_argyrodite.cif --samples 8 --model native "
+               "--levels 100 --methods free,restricted,pymatgen,random --out li7ps6_orderings",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    ordering.add_argument("structure", help="disordered structure (CIF with _atom_site_occupancy)")
+    ordering.add_argument("--supercell", default=None,
+                          help="e.g. 2x1x1 (default: the smallest that gives integer counts)")
+    ordering.add_argument("--samples", type=int, default=8, help="candidates per method (default 8)")
+    ordering.add_argument("--methods", default="free,restricted",
+                          help="comma-separated: free, restricted, pymatgen, random (default free,restricted)")
+    ordering.add_argument("--keep", type=int, default=None,
+                          help="lowest distinct orderings written as CIF (default SAMPLES)")
+    ordering.add_argument("--model", default=None, help="score model name for free/restricted (see `chggen models`)")
+    ordering.add_argument("--model-source", default=None,
+                          help="checkpoint or file the model is loaded from (default: its bundled weights)")
+    ordering.add_argument("--levels", type=int, default=None,
+                          help="noise levels of the sampler's ladder (native, mattergen, analytic); default: the model's own")
+    ordering.add_argument("--width", type=float, default=0.1,
+                          help="restricted: std (A) of the site pull at the end of sampling (default 0.1)")
+    ordering.add_argument("--oxidation-states", default=None, metavar="EL:Q,...",
+                          help="e.g. Li:1,P:5,S:-2, for pymatgen's ordering and the Ewald column "
+                               "(default: pymatgen's BVAnalyzer)")
+    ordering.add_argument("--out", required=True, help="output folder (results.db, tables, plot, CIFs)")
+    _add_sample_and_relax_options(ordering)
+    ordering.set_defaults(run=cmd_order)
 
     benchmark = commands.add_parser("benchmark", help="benchmarks across installed models",
                                     description="Benchmarks that put installed models side by side.")

@@ -31,8 +31,9 @@ _PYMATGEN_FORMATS = {"vasp": "poscar", "poscar": "poscar", "json": "json", "yaml
 _COMPRESSION = {"gz", "bz2", "xz"}
 
 
-def read_structure(path: Path) -> Structure:
-    """The first structure in a CIF, POSCAR, extxyz, ... file, checked for use as a host.
+def read_structure(path: Path, ordered: bool = True) -> Structure:
+    """The first structure in a CIF, POSCAR, extxyz, ... file, checked for use as a host
+    (`ordered=False`: only its cell is checked, partial occupancies are kept, for `chggen order`).
 
     The extension picks the reader (pymatgen's for CIF, POSCAR/.vasp, JSON ...; ASE's for extxyz and
     everything else ASE reads); only a file without a known extension goes by its name (POSCAR,
@@ -48,7 +49,10 @@ def read_structure(path: Path) -> Structure:
     except Exception as error:  # pymatgen and ASE raise many kinds; all mean "cannot read this file"
         message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ChggenError(f"{path}: cannot read a crystal structure ({message})") from None
-    check_structure(structure, str(path))
+    if ordered:
+        check_structure(structure, str(path))
+    else:
+        check_lattice(structure.lattice, str(path))
     return structure
 
 
