@@ -25,6 +25,7 @@ from pymatgen.core import Element, Structure
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer, SymmetryUndeterminedError
 
 from chggen_plugins.errors import ChggenError
+from chggen_plugins.wyckoff import HOST_SYMPREC
 
 # spglib prints C-level warnings on every failed search; high ladder rungs fail often by design.
 os.environ.setdefault("SPGLIB_WARNING", "OFF")
@@ -146,7 +147,7 @@ def symmetrize_host(
     raise HostSymmetryError(f"{framework.formula}: no space group above P-1 up to {top}; host skipped")
 
 
-def symmetric_host(structure: Structure, guests: Mapping[str, int], symprec: float = 0.01) -> Host:
+def symmetric_host(structure: Structure, guests: Mapping[str, int], symprec: float = HOST_SYMPREC) -> Host:
     """A host for symmetric inpainting: `structure` itself when spglib finds a group above P-1 at
     `symprec` (A), else symmetrized on the tolerance ladder (cell and guest counts may change)."""
     try:

@@ -25,7 +25,7 @@ from functools import cache
 
 import numpy as np
 import spglib
-from pymatgen.core import Element, Structure
+from pymatgen.core import Structure
 
 from .errors import ChggenError
 
@@ -368,10 +368,5 @@ def symmetry_error(structure: Structure, rotations: np.ndarray, translations: np
     return worst
 
 
-def species_numbers(assignment: list[tuple[str, Orbit]]) -> list[int]:
-    """Atomic numbers of the guests in the order the orbits lay them out."""
-    return [Element(symbol).Z for symbol, orbit in assignment for _ in range(orbit.multiplicity)]
-
-
 __all__ = ["Orbit", "GuestGroup", "GuestPlan", "NoSymmetricPlacement", "plan_guests", "host_group", "host_operations",
-           "subgroups", "symmetry_error", "species_numbers", "HOST_SYMPREC", "MIN_HOST_DISTANCE"]
+           "subgroups", "symmetry_error", "HOST_SYMPREC", "MIN_HOST_DISTANCE"]
