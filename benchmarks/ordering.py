@@ -6,8 +6,10 @@ Cases (benchmarks/data):
   li2s_synthetic  antifluorite Li2S with its 8 tetrahedral Li and 4 empty octahedral sites all at
                   occupancy 2/3: the answer is known (all tetrahedral). Also reported: how many
                   candidates relax to the original ordering (StructureMatcher against the relaxed original).
-  li7ps6          HT-Li7PS6 argyrodite, primitive cell: 7 Li on 12 Li 48h sites (see the CIF's header
-                  for the source of the coordinates).
+  beta_li3ps4     beta-Li3PS4 (Pnma) as published by Homma et al. 2011 (ICSD 180319; the CIF's header
+                  gives the sources): 4 Li on the 4 Li2 (4b, occupancy 0.7) and 4 Li3 (4c, 0.3) sites
+                  of one cell, 8d Li, P and S the host. The published Li3 site lies 1.42 A from S, so
+                  an ordering that puts Li there relaxes away from it.
 
 Each case is one `chggen order` run in OUT/<case> (resumable: rerun the same command). Prints a
 markdown table and writes OUT/ordering_benchmark.md / .csv.
@@ -35,7 +37,7 @@ from chggen_plugins.report import write_csv  # noqa: E402
 DATA = Path(__file__).with_name("data")
 CASES = {
     "li2s_synthetic": (DATA / "li2s_synthetic_disordered.cif", {"Li": 1, "S": -2}, DATA / "li2s_synthetic_ordered.cif"),
-    "li7ps6": (DATA / "li7ps6_ht_argyrodite.cif", {"Li": 1, "P": 5, "S": -2}, None),
+    "beta_li3ps4": (DATA / "beta_li3ps4_homma2011.cif", {"Li": 1, "P": 5, "S": -2}, None),
 }
 
 

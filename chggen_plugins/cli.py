@@ -154,7 +154,8 @@ def cmd_order(args: argparse.Namespace) -> None:
     states = parse_oxidation_states(args.oxidation_states) if args.oxidation_states else None
     order(Path(args.structure), args.model, Path(args.out), samples=args.samples, supercell=args.supercell,
           methods=methods, keep=args.keep, model_source=args.model_source, levels=args.levels, seed=args.seed,
-          jump_length=args.jump_length, resamples=args.resamples, width=args.width, oxidation_states=states,
+          jump_length=args.jump_length, resamples=args.resamples, width=args.width, site_pull=args.site_pull,
+          oxidation_states=states,
           fmax=args.fmax, max_steps=args.max_steps, device=args.device, progress=not args.quiet)
 
 
@@ -321,8 +322,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "uniform orderings of the sites), each relaxed with CHGNet and kept in OUT/results.db "
                     "(rerun to resume). Writes OUT/orderings.csv, OUT/methods.csv, OUT/energies.png and the "
                     "KEEP lowest distinct orderings as OUT/structures/*.cif, and prints a table per method.",
-        epilog="Example:\n  chggen order benchmarks/data/li7ps6_ht_argyrodite.cif --samples 8 --model native "
-               "--levels 100 --methods free,restricted,pymatgen,random --out li7ps6_orderings",
+        epilog="Example:\n  chggen order benchmarks/data/beta_li3ps4_homma2011.cif --samples 8 --model native "
+               "--levels 100 --methods free,restricted,pymatgen,random --oxidation-states Li:1,P:5,S:-2 "
+               "--out li3ps4_orderings",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     ordering.add_argument("structure", help="disordered structure (CIF with _atom_site_occupancy)")
     ordering.add_argument("--supercell", default=None,
@@ -337,8 +339,12 @@ def build_parser() -> argparse.ArgumentParser:
                           help="checkpoint or file the model is loaded from (default: its bundled weights)")
     ordering.add_argument("--levels", type=int, default=None,
                           help="noise levels of the sampler's ladder (native, mattergen, analytic); default: the model's own")
+    ordering.add_argument("--site-pull", type=float, default=0.0,
+                          help="restricted: strength of an extra pull of the guests towards the listed sites "
+                               "while sampling (default 0: the model alone places them, then each is assigned "
+                               "a distinct listed site; a pull overrode the native model on Li2S)")
     ordering.add_argument("--width", type=float, default=0.1,
-                          help="restricted: std (A) of the site pull at the end of sampling (default 0.1)")
+                          help="restricted, with --site-pull: std (A) of the site pull at the end of sampling")
     ordering.add_argument("--oxidation-states", default=None, metavar="EL:Q,...",
                           help="e.g. Li:1,P:5,S:-2, for pymatgen's ordering and the Ewald column "
                                "(default: pymatgen's BVAnalyzer)")

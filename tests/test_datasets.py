@@ -212,3 +212,21 @@ def test_build_writes_dedups_and_resumes(tmp_path: Path, relaxer: Relaxer) -> No
 def test_build_rejects_bad_worker(tmp_path: Path, relaxer: Relaxer) -> None:
     with pytest.raises(ChggenError, match="worker 2 is not in 0..1"):
         build_dataset(tmp_path, worker=2, workers=2, relaxer=relaxer)
+
+
+def test_energy_window_keeps_the_low_end_of_each_formula() -> None:
+    """Per reduced formula (Si8 and Si16 share one), eV/atom above the lowest; window inclusive."""
+    from chggen_plugins.datasets import energy_above_lowest, within_energy_window
+    from chggen_plugins.datasets.readers import Record
+
+    si = Structure.from_spacegroup("Fd-3m", Lattice.cubic(5.43), ["Si"], [[0, 0, 0]])
+    li_si = Structure(Lattice.cubic(4.0), ["Li", "Si"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    records = [Record(si, -5.40 * 8, "a"), Record(si * (2, 1, 1), -5.30 * 16, "b"),
+               Record(si, -5.35 * 8, "c"), Record(li_si, -3.0 * 2, "d"), Record(li_si, -2.5 * 2, "e")]
+    assert energy_above_lowest(records) == pytest.approx([0.0, 0.1, 0.05, 0.0, 0.5])
+    assert [r.source for r in within_energy_window(records, 0.06)] == ["a", "c", "d"]
+    assert [r.source for r in within_energy_window(records, 0.0)] == ["a", "d"]
+    with pytest.raises(ChggenError, match="^b: no energy"):
+        energy_above_lowest([records[0], Record(si, None, "b")])
+    with pytest.raises(ChggenError, match="energy window -0.1"):
+        within_energy_window(records, -0.1)

@@ -8,7 +8,7 @@ import torch
 from pymatgen.core import Lattice, Structure
 
 from chggen_native import NativeScoreModel, NetworkConfig
-from chggen_native.train import TrainSettings, split_dataset, train, validation_loss
+from chggen_native.train import TrainSettings, split_dataset, train, training_ladder, validation_loss
 from chggen_plugins import ChggenError, inpaint, load_model
 from chggen_plugins.cli import main
 
@@ -121,3 +121,31 @@ def test_train_command(tmp_path, capsys):
     assert "best validation loss" in out and "untrained network on the same" in out
     assert NativeScoreModel.load(tmp_path / "run" / "best.pt").network.config.layers == 1
     assert main(["train", str(tmp_path / "missing.extxyz"), "--out", str(tmp_path / "r")]) == 2
+    assert main(["train", str(tmp_path / "data.extxyz"), "--out", str(tmp_path / "r"), "--device", "tpu"]) == 2
+    assert "--device 'tpu'" in capsys.readouterr().err
+
+
+def test_train_command_energy_window(tmp_path, capsys):
+    """Only structures near their formula's lowest energy are trained on, and the recipe says so."""
+    from ase.calculators.singlepoint import SinglePointCalculator
+    from ase.io import write
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    frames = []
+    for index, structure in enumerate(li_si_structures(20)):
+        atoms = AseAtomsAdaptor.get_atoms(structure)
+        atoms.calc = SinglePointCalculator(atoms, energy=-4.0 * len(atoms) + 0.1 * (index % 4))
+        frames.append(atoms)
+    write(tmp_path / "data.extxyz", frames)
+    argv = ["train", str(tmp_path / "data.extxyz"), "--out", str(tmp_path / "run"), "--steps", "2",
+            "--batch-size", "2", "--eval-every", "2", "--features", "8", "--layers", "1",
+            "--val-fraction", "0.3", "--energy-window", "0.02", "--device", "cpu", "--levels", "30",
+            "--correctors", "1", "-q"]
+    assert main(argv) == 0
+    assert "10 structures (of 20, within 0.02 eV/atom" in capsys.readouterr().out
+    trained = NativeScoreModel.load(tmp_path / "run" / "best.pt")
+    recipe = trained.metadata["data_recipe"]
+    assert recipe["structures"] == 10 and recipe["read"] == 20 and recipe["energy_window"] == 0.02
+    # the sampling defaults the weights carry; training drew from the full 200-level ladder regardless
+    assert (trained.noise_process.num_levels, trained.noise_process.corrector_steps) == (30, 1)
+    assert training_ladder(trained).num_levels == 200

@@ -7,7 +7,7 @@ from pymatgen.core import Lattice, Structure
 from scipy.spatial.transform import Rotation
 
 from chggen_native import NativeScoreModel, NetworkConfig
-from chggen_native.graph import radius_graph
+from chggen_native.graph import all_pairs_graph, cell_list_graph
 from chggen_plugins.batch import structures_to_batch
 from chggen_plugins.protocol import CrystalBatch
 
@@ -72,12 +72,14 @@ def test_cell_smaller_than_the_cutoff(model):
     Lattice.from_parameters(4.0, 4.5, 5.0, 60, 70, 65),
     Lattice.from_parameters(7.0, 3.1, 5.0, 100, 120, 95),
 ])
-def test_graph_finds_every_neighbour(lattice):
-    """Edge count and distances equal pymatgen's exhaustive periodic neighbour search."""
+@pytest.mark.parametrize("search", [cell_list_graph, all_pairs_graph], ids=["vesin", "all-pairs"])
+def test_graph_finds_every_neighbour(lattice, search):
+    """Edge count and distances equal pymatgen's exhaustive periodic neighbour search, for the CPU
+    (vesin) search and the on-device one alike."""
     rng = np.random.default_rng(1)
     structure = Structure(lattice, ["Si"] * 5, rng.random((5, 3)))
     batch = structures_to_batch([structure, structure * (1, 2, 1)])
-    edges = radius_graph(batch.frac_coords, batch.lattice, batch.batch, 6.0)
+    edges = search(torch.remainder(batch.frac_coords, 1.0), batch.lattice, batch.batch, 6.0)
     for index, s in enumerate([structure, structure * (1, 2, 1)]):
         centres, _, _, distances = s.get_neighbor_list(6.0)
         mine = edges.vectors.norm(dim=1)[batch.batch[edges.target] == index].numpy()

@@ -154,10 +154,15 @@ def test_order_end_to_end_resumes_and_refuses_changed_settings(tmp_path: Path):
     assert first.startswith("# chggen order: rank 1") and "CHGNet energy" in first
     assert Structure.from_file(tmp_path / rows[0]["cif"]).composition.reduced_formula == "Li2S"
     restricted = [r for r in rows if r["method"] == "restricted"]
-    assert all(float(r["site_distance"]) < 0.3 for r in restricted)  # model and pull agree on these sites
+    # no pull by default: the model alone put the guests within 0.3 A of the sites they were assigned
+    assert all(float(r["site_distance"]) < 0.3 for r in restricted)
     assert (tmp_path / "energies.png").stat().st_size > 0 and (tmp_path / "methods.csv").exists()
     stored = len(result.store)
     again = order(disordered, model, tmp_path, 2, **options)  # resume: nothing new is relaxed
     assert len(again.store) == stored
     with pytest.raises(ChggenError, match=r"different settings \(samples changed\)"):
         order(disordered, model, tmp_path, 3, **options)
+    with pytest.raises(ChggenError, match=r"different settings \(site_pull changed\)"):
+        order(disordered, model, tmp_path, 2, site_pull=1.0, **options)
+    with pytest.raises(ChggenError, match=r"site_pull: -1 must be >= 0"):
+        order(disordered, model, tmp_path / "other", 2, site_pull=-1, **options)

@@ -4,6 +4,7 @@ from ..lazy import lazy_exports
 
 # Imported on first use: the builder brings PyXtal, CHGNet and pymatgen's AFLOW library (seconds).
 _EXPORTS = {"BuildSummary": ".build", "build_dataset": ".build", "Record": ".readers",
-            "read_dataset": ".readers", "DEFAULT_SYSTEMS": ".systems"}
+            "read_dataset": ".readers", "DEFAULT_SYSTEMS": ".systems",
+            "energy_above_lowest": ".selection", "within_energy_window": ".selection"}
 __getattr__ = lazy_exports(__name__, _EXPORTS)
 __all__ = sorted(_EXPORTS)

@@ -40,6 +40,16 @@ def add_train_command(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--features", type=int, default=network.features, help="channels per atom")
     parser.add_argument("--layers", type=int, default=network.layers, help="message-passing layers")
     parser.add_argument("--cutoff", type=float, default=network.cutoff, help="graph radius, Angstrom")
+    parser.add_argument("--energy-window", type=float, default=None, metavar="EV_PER_ATOM",
+                        help="train only on structures at most this far above the lowest energy per "
+                             "atom found for their formula; not given: every structure")
+    parser.add_argument("--levels", type=int, default=None,
+                        help="noise levels the saved weights sample on by default (training always uses the "
+                             "full 200-level ladder over the network's sigma range); default 200")
+    parser.add_argument("--correctors", type=int, default=None,
+                        help="Langevin corrector steps per level the saved weights sample with by default; default 5")
+    parser.add_argument("--device", default=defaults.device,
+                        help="torch device to train on, e.g. cuda or cuda:1 (weights are saved for CPU)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(run=run_train)
 
@@ -47,21 +57,40 @@ def add_train_command(commands: argparse._SubParsersAction) -> None:
 def run_train(args: argparse.Namespace) -> None:
     import torch
 
-    from chggen_plugins.datasets.readers import read_dataset
+    from chggen_plugins.datasets import read_dataset, within_energy_window
+    from chggen_plugins.devices import check_device
+    from chggen_plugins.errors import ChggenError
+    from chggen_plugins.sampling.noise import CartesianVE
 
     from .model import NativeScoreModel
     from .train import split_dataset, train, validation_loss
 
+    device = check_device(args.device, "--device")
     records = read_dataset(args.data)
+    read = len(records)
+    if args.energy_window is not None:
+        records = within_energy_window(records, args.energy_window)
     structures = [record.structure for record in records]
     systems = Counter(str(record.info.get("system", "unlabelled")) for record in records)
-    recipe = {"data": str(args.data), "structures": len(structures), "systems": dict(systems)}
+    recipe = {"data": str(args.data), "structures": len(structures), "systems": dict(systems),
+              "read": read, "energy_window": args.energy_window}
     settings = TrainSettings(steps=args.steps, batch_size=args.batch_size, learning_rate=args.lr,
-                             val_fraction=args.val_fraction, eval_every=args.eval_every, seed=args.seed)
+                             val_fraction=args.val_fraction, eval_every=args.eval_every, seed=args.seed,
+                             device=device)
     config = NetworkConfig(features=args.features, layers=args.layers, cutoff=args.cutoff)
-    print(f"{len(structures)} structures from {args.data}: {dict(systems)}; torch threads "
-          f"{torch.get_num_threads()}")
-    model = train(structures, args.out, settings, config, recipe, progress=not args.quiet)
+    window = "" if args.energy_window is None else \
+        f" (of {read}, within {args.energy_window} eV/atom of their formula's lowest)"
+    print(f"{len(structures)} structures{window} from {args.data}: {dict(systems)}; device {device}, "
+          f"torch threads {torch.get_num_threads()}")
+    sampling = None
+    if args.levels is not None or args.correctors is not None:
+        if (args.levels is not None and args.levels < 2) or (args.correctors is not None and args.correctors < 0):
+            raise ChggenError(f"--levels {args.levels} / --correctors {args.correctors}: need levels >= 2 "
+                              "and correctors >= 0")
+        default = CartesianVE(config.sigma_max, config.sigma_min)
+        sampling = CartesianVE(config.sigma_max, config.sigma_min, args.levels or default.num_levels,
+                               default.corrector_steps if args.correctors is None else args.correctors)
+    model = train(structures, args.out, settings, config, recipe, progress=not args.quiet, sampling=sampling)
     _, val = split_dataset(structures, settings.val_fraction)
     untrained = NativeScoreModel.untrained(model.elements, model.network.config, seed=settings.seed)
     print(f"best validation loss {model.metadata['val_loss']:.4f} at step {model.metadata['step']} "

@@ -65,12 +65,13 @@ class NativeScoreModel:
         torch.manual_seed(seed)
         return cls(ScoreNetwork(config), elements)
 
-    def with_levels(self, num_levels: int) -> "NativeScoreModel":
-        """The same network on a coarser or finer ladder over the same sigma range: the network is
-        conditioned on sigma itself, so any ladder inside its training range is valid."""
+    def with_levels(self, num_levels: int, corrector_steps: int | None = None) -> "NativeScoreModel":
+        """The same network on a coarser or finer ladder over the same sigma range (and, if given,
+        another number of Langevin corrector steps per level): the network is conditioned on sigma
+        itself, so any ladder inside its training range is valid."""
         process = self.noise_process
-        ladder = CartesianVE(float(process.sigmas[-1]), float(process.sigmas[0]), num_levels,
-                             process.corrector_steps, process.snr)
+        correctors = process.corrector_steps if corrector_steps is None else corrector_steps
+        ladder = CartesianVE(float(process.sigmas[-1]), float(process.sigmas[0]), num_levels, correctors, process.snr)
         return NativeScoreModel(self.network, self.elements, ladder, self.metadata)
 
     @property
@@ -97,7 +98,8 @@ class NativeScoreModel:
         """Everything the model is, as tensors and plain containers."""
         return {"format": FORMAT, "network": self.network.config.to_dict(),
                 "noise": noise_settings(self.noise_process), "elements": sorted(self.elements),
-                "metadata": self.metadata, "state_dict": self.network.state_dict()}
+                "metadata": self.metadata,
+                "state_dict": {name: tensor.cpu() for name, tensor in self.network.state_dict().items()}}
 
     @classmethod
     def from_state(cls, state: Any, where: str, device: str = "cpu") -> "NativeScoreModel":

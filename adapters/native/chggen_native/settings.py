@@ -31,3 +31,4 @@ class TrainSettings:
     val_levels: int = 8           # noise levels per validation structure (fixed draws)
     eval_every: int = 500
     seed: int = 0
+    device: str = "cpu"           # any torch device; batches and noise draws are made on the CPU

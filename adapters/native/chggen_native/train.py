@@ -1,4 +1,4 @@
-"""Denoising score matching for the native network, resumable, on CPU.
+"""Denoising score matching for the native network, resumable, on CPU or any torch device.
 
 Every crystal of a mini-batch gets a level of the sampler's own ladder; its atoms are displaced by
 sigma * z in Angstrom and wrapped; the target is sigma times the exact score of the wrapped kernel
@@ -31,6 +31,7 @@ from chggen_plugins.analytic import wrapped_gaussian_score
 from chggen_plugins.batch import structures_to_batch
 from chggen_plugins.errors import ChggenError
 from chggen_plugins.protocol import CrystalBatch
+from chggen_plugins.sampling.noise import CartesianVE
 
 from .model import NativeScoreModel, read_checkpoint, save_atomically
 from .settings import NetworkConfig, TrainSettings
@@ -58,12 +59,21 @@ def split_dataset(structures: Sequence[Structure], val_fraction: float) -> tuple
     return train, val
 
 
+def training_ladder(model: NativeScoreModel) -> CartesianVE:
+    """The ladder training draws its noise levels from: the default 200 levels over the network's
+    sigma range, whatever ladder the checkpoint records for sampling (`train(..., sampling=)`)."""
+    config = model.network.config
+    return CartesianVE(config.sigma_max, config.sigma_min)
+
+
 def noisy_batch(model: NativeScoreModel, batch: CrystalBatch, levels: torch.Tensor,
                 generator: torch.Generator) -> tuple[CrystalBatch, torch.Tensor, torch.Tensor]:
     """(noisy batch, per-atom sigma, target sigma * score) for one level per crystal."""
-    process = model.noise_process
+    process = training_ladder(model)
+    levels = levels.to(batch.device)
     sigma = process.sigmas.to(batch.device)[levels][batch.batch]                  # [N]
-    noise = torch.randn(batch.frac_coords.shape, generator=generator, dtype=torch.float64)
+    # drawn on the CPU generator whatever the device: a run's noise is the same on CPU and GPU
+    noise = torch.randn(batch.frac_coords.shape, generator=generator, dtype=torch.float64).to(batch.device)
     noisy = process.displace(batch.frac_coords, sigma.unsqueeze(1) * noise, batch)
     target = torch.empty_like(noisy)
     cell = batch.atom_lattice()
@@ -86,13 +96,13 @@ def validation_loss(model: NativeScoreModel, structures: Sequence[Structure], le
                     seed: int = 1234) -> float:
     """Mean loss on fixed noise draws at evenly spread levels: comparable across runs and models."""
     generator = torch.Generator().manual_seed(seed)
-    ladder = model.noise_process.num_levels
+    ladder = training_ladder(model).num_levels
     spread = torch.linspace(0, ladder - 1, levels_each).round().to(torch.long)
     total, count = 0.0, 0
     for start in range(0, len(structures), 16):
         chunk = list(structures[start:start + 16])
         for level in spread.tolist():
-            batch = structures_to_batch(chunk)
+            batch = structures_to_batch(chunk).to(model.device)
             levels = torch.full((len(chunk),), level, dtype=torch.long)
             total += dsm_loss(model, batch, levels, generator).item() * len(chunk)
             count += len(chunk)
@@ -108,8 +118,10 @@ def _check_elements(model: NativeScoreModel, structures: Sequence[Structure]) ->
 
 def train(structures: Sequence[Structure], run_dir: Path, settings: TrainSettings = TrainSettings(),
           config: NetworkConfig = NetworkConfig(), recipe: dict | None = None,
-          progress: bool = True) -> NativeScoreModel:
-    """Train (or resume training in `run_dir`) and return the best model by validation loss."""
+          progress: bool = True, sampling: CartesianVE | None = None) -> NativeScoreModel:
+    """Train (or resume training in `run_dir`) and return the best model by validation loss.
+    `sampling`: the ladder (levels, corrector steps) the checkpoints record as the model's default
+    for sampling; training itself always draws from `training_ladder`."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     train_set, val_set = split_dataset(structures, settings.val_fraction)
@@ -117,13 +129,16 @@ def train(structures: Sequence[Structure], run_dir: Path, settings: TrainSetting
     resume_path = run_dir / "resume.pt"
     if resume_path.is_file():
         state = read_checkpoint(resume_path)
-        model = NativeScoreModel.from_state(state["model"], str(resume_path))
+        model = NativeScoreModel.from_state(state["model"], str(resume_path), settings.device)
         _check_elements(model, structures)
     else:
         model = NativeScoreModel.untrained(elements, config, seed=settings.seed)
         model.metadata = {"data_recipe": recipe or {}, "train_settings": asdict(settings),
                           "train_structures": len(train_set), "val_structures": len(val_set)}
         state = None
+    if sampling is not None:
+        model.noise_process = sampling
+    model.to(settings.device)
     model.network.train()
     optimizer = torch.optim.AdamW(model.network.parameters(), lr=settings.learning_rate)
     schedule = torch.optim.lr_scheduler.LambdaLR(
@@ -147,8 +162,8 @@ def train(structures: Sequence[Structure], run_dir: Path, settings: TrainSetting
     running, started = [], time.perf_counter() - seconds
     while step < settings.steps:
         picks = torch.randint(len(train_set), (settings.batch_size,), generator=generator)
-        batch = structures_to_batch([train_set[i] for i in picks.tolist()])
-        levels = torch.randint(model.noise_process.num_levels, (settings.batch_size,), generator=generator)
+        batch = structures_to_batch([train_set[i] for i in picks.tolist()]).to(settings.device)
+        levels = torch.randint(training_ladder(model).num_levels, (settings.batch_size,), generator=generator)
         loss = dsm_loss(model, batch, levels, generator)
         optimizer.zero_grad()
         loss.backward()
