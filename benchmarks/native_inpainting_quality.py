@@ -168,6 +168,7 @@ def main() -> None:
                         help="only held-out structures this close (eV/atom) to their formula's lowest")
     parser.add_argument("--relax", action="store_true", help="relax every sample and count recoveries")
     parser.add_argument("--symmetric", action="store_true", help="add symmetric inpainting (first weights)")
+    parser.add_argument("--skip-baselines", action="store_true", help="leave out the untrained network and random guests")
     parser.add_argument("--out", type=Path, default=None, help="CSV of per-structure recoveries")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
@@ -183,12 +184,16 @@ def main() -> None:
         models.append((label, model.with_levels(args.levels or process.num_levels, args.correctors)))
     first = models[0][1]
     val_fraction = first.metadata.get("train_settings", {}).get("val_fraction", 0.1)
-    cases = held_out_cases(args.data, val_fraction, args.limit, args.energy_window)
+    known = frozenset.intersection(*(model.elements for _, model in models))
+    cases = [c for c in held_out_cases(args.data, val_fraction, 0, args.energy_window)
+             if set(c.truth.atomic_numbers) <= known]  # what every compared model knows
+    cases = cases[:args.limit] if args.limit else cases
     settings = SamplerSettings(jump_length=10, resamples=args.resamples)
     window = "" if args.energy_window is None else f" within {args.energy_window} eV/atom of their formula's lowest"
+    ladders = "; ".join(f"{label} {m.noise_process.num_levels} levels, {m.noise_process.corrector_steps} "
+                        f"corrector steps" for label, m in models)
     print(f"{len(cases)} held-out structures{window} ({sum(sum(c.guests.values()) for c in cases)} guests), "
-          f"k = {args.samples}; {first.noise_process.num_levels} levels, "
-          f"{first.noise_process.corrector_steps} corrector steps, j = 10, r = {args.resamples}; torch "
+          f"k = {args.samples}; {ladders} (untrained: as the first), j = 10, r = {args.resamples}; torch "
           f"threads {args.threads}, OPENBLAS_NUM_THREADS {os.environ['OPENBLAS_NUM_THREADS']}")
     header = f"{'method':<20} {'guests<.5':>8} {'all<.5':>8} {'RMSD':>7} {'sample s':>8}"
     if args.relax:
@@ -199,13 +204,15 @@ def main() -> None:
     untrained = NativeScoreModel.untrained(first.elements, first.network.config, seed=args.seed).with_levels(
         first.noise_process.num_levels, first.noise_process.corrector_steps)
     runs = [(label, model, False) for label, model in models] + \
-        ([(f"{models[0][0]} symmetric", first, True)] if args.symmetric else []) + [("untrained", untrained, False)]
+        ([(f"{models[0][0]} symmetric", first, True)] if args.symmetric else []) + \
+        ([] if args.skip_baselines else [("untrained", untrained, False)])
     for name, model, symmetric in runs:
         start = time.perf_counter()
         samples = inpainted(cases, model, args.samples, settings, args.seed, symmetric)
         report(name, cases, samples, time.perf_counter() - start, relaxer, rows)
-    rng = np.random.default_rng(args.seed)
-    report("uniform random", cases, [random_guests(c, args.samples, rng) for c in cases], 0.0, relaxer, rows)
+    if not args.skip_baselines:
+        rng = np.random.default_rng(args.seed)
+        report("uniform random", cases, [random_guests(c, args.samples, rng) for c in cases], 0.0, relaxer, rows)
     if args.out and rows:
         with open(args.out, "w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=list(rows[0]))

@@ -75,6 +75,16 @@ def test_unseen_element_is_refused(tmp_path):
         inpaint(host, {"Zn": 1}, model)
 
 
+def test_with_levels_keeps_the_sigma_range_and_sets_correctors():
+    """A coarser ladder over the same sigma range, the same network; corrector steps as asked."""
+    model = NativeScoreModel.untrained(frozenset({3, 14}), TINY)
+    coarse = model.with_levels(30, corrector_steps=1)
+    assert coarse.network is model.network and coarse.noise_process.num_levels == 30
+    assert coarse.noise_process.corrector_steps == 1 and model.noise_process.corrector_steps == 5
+    assert torch.allclose(coarse.noise_process.sigmas[[0, -1]], model.noise_process.sigmas[[0, -1]])
+    assert model.with_levels(30).noise_process.corrector_steps == 5
+
+
 def test_native_inpaints_through_the_plugin(tmp_path):
     """Registered under 'native'; a checkpoint given as source; host exact, composition exact."""
     NativeScoreModel.untrained(frozenset({3, 14}), TINY).save(tmp_path / "m.pt")
