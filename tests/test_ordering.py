@@ -113,6 +113,23 @@ def test_the_pull_puts_guests_on_distinct_allowed_sites():
     assert distances["none"] > 1.2 and distances["strength 0"] > 1.2  # ... and only because of the pull
 
 
+def test_restricted_method_pulls_only_when_asked(tmp_path: Path):
+    """`site_pull` reaches the restricted method's sampler: with it the guests end near the listed
+    sites before the assignment; by default (no pull) they stay where the model put them."""
+    from chggen_plugins.ordering import Ordering
+
+    disordered = li2s_disordered()
+    problem = ordering_problem(disordered)
+    reference = problem.host.copy()
+    for frac in np.random.default_rng(0).random((8, 3)):
+        reference.append("Li", frac)
+    model = fast(AnalyticSiteModel(reference, 0.5, CartesianVE()))
+    options = dict(methods=("restricted",), jump_length=1, resamples=1, progress=False)
+    pulled = Ordering(disordered, model, tmp_path / "pull", 2, site_pull=1.0, **options).generate("restricted")[1]
+    plain = Ordering(disordered, model, tmp_path / "plain", 2, **options).generate("restricted")[1]
+    assert max(pulled) < 0.5 and max(plain) > 1.2
+
+
 def test_assignment_keeps_species_on_the_sites_that_list_them():
     lattice = Lattice.cubic(6.0)
     host = Structure(lattice, ["S"], [[0, 0, 0]])
