@@ -123,6 +123,8 @@ def run_symmetry_benchmark(models: Sequence[str], sources: dict[str, str], cases
     if unknown:
         raise ChggenError(f"--model-source names {unknown[0]!r}, which is not in --models {','.join(models)}")
     out = Path(out).resolve()
+    if out.exists() and not out.is_dir():
+        raise ChggenError(f"--out {out}: a file is there; the benchmark writes a folder (one campaign per backend)")
     rows, skipped = [], []
     libraries: tuple[str, ...] = ()
     for name in models:

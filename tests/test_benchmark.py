@@ -54,3 +54,6 @@ def test_one_table_for_every_backend_with_the_skipped_ones_named(tmp_path, capsy
     assert len(ResultStore(out / "analytic" / "results.db")) == before
     assert main([*args[:-3], "--out", str(out), "--model-source", "other=x", "-q"]) == 2
     assert "--model-source names 'other', which is not in --models" in capsys.readouterr().err
+    (tmp_path / "a_file").write_text("x")
+    assert main([*args[:-3], "--out", str(tmp_path / "a_file"), "-q"]) == 2
+    assert "a file is there; the benchmark writes a folder" in capsys.readouterr().err
