@@ -70,16 +70,19 @@ def guest_of(structure: Structure) -> str | None:
     return None
 
 
-def held_out_cases(data: Path, val_fraction: float, limit: int, window: float | None) -> list[Case]:
+def held_out_cases(data: Path, val_fraction: float, limit: int, window: float | None,
+                   elements: frozenset[int] | None = None) -> list[Case]:
     """Held-out structures with a guest species; with `window`, only those at most that many eV/atom
     above the lowest structure of their formula in the whole dataset (where "at or below the
-    reference energy" is a hard bar: most relaxed random starts are far above their formula's best)."""
+    reference energy" is a hard bar: most relaxed random starts are far above their formula's best);
+    with `elements`, only structures made of those atomic numbers."""
     records = read_dataset(data)
     above = energy_above_lowest(records) if window is not None else [0.0] * len(records)
     cases = []
     for record, excess in zip(records, above):
         guest = guest_of(record.structure)
-        if guest and excess <= (window or 0.0) and held_out(record.structure, val_fraction):
+        known = elements is None or set(record.structure.atomic_numbers) <= elements
+        if guest and known and excess <= (window or 0.0) and held_out(record.structure, val_fraction):
             host, guests = strip_guests(record.structure, guest)
             cases.append(Case(record.structure, record.energy / len(record.structure), guest, host, guests))
     return cases[:limit] if limit else cases
@@ -185,9 +188,7 @@ def main() -> None:
     first = models[0][1]
     val_fraction = first.metadata.get("train_settings", {}).get("val_fraction", 0.1)
     known = frozenset.intersection(*(model.elements for _, model in models))
-    cases = [c for c in held_out_cases(args.data, val_fraction, 0, args.energy_window)
-             if set(c.truth.atomic_numbers) <= known]  # what every compared model knows
-    cases = cases[:args.limit] if args.limit else cases
+    cases = held_out_cases(args.data, val_fraction, args.limit, args.energy_window, known)  # what all models know
     settings = SamplerSettings(jump_length=10, resamples=args.resamples)
     window = "" if args.energy_window is None else f" within {args.energy_window} eV/atom of their formula's lowest"
     ladders = "; ".join(f"{label} {m.noise_process.num_levels} levels, {m.noise_process.corrector_steps} "

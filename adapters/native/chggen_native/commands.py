@@ -59,8 +59,6 @@ def run_train(args: argparse.Namespace) -> None:
 
     from chggen_plugins.datasets import read_dataset, within_energy_window
     from chggen_plugins.devices import check_device
-    from chggen_plugins.errors import ChggenError
-    from chggen_plugins.sampling.noise import CartesianVE
 
     from .model import NativeScoreModel
     from .train import split_dataset, train, validation_loss
@@ -82,15 +80,8 @@ def run_train(args: argparse.Namespace) -> None:
         f" (of {read}, within {args.energy_window} eV/atom of their formula's lowest)"
     print(f"{len(structures)} structures{window} from {args.data}: {dict(systems)}; device {device}, "
           f"torch threads {torch.get_num_threads()}")
-    sampling = None
-    if args.levels is not None or args.correctors is not None:
-        if (args.levels is not None and args.levels < 2) or (args.correctors is not None and args.correctors < 0):
-            raise ChggenError(f"--levels {args.levels} / --correctors {args.correctors}: need levels >= 2 "
-                              "and correctors >= 0")
-        default = CartesianVE(config.sigma_max, config.sigma_min)
-        sampling = CartesianVE(config.sigma_max, config.sigma_min, args.levels or default.num_levels,
-                               default.corrector_steps if args.correctors is None else args.correctors)
-    model = train(structures, args.out, settings, config, recipe, progress=not args.quiet, sampling=sampling)
+    model = train(structures, args.out, settings, config, recipe, progress=not args.quiet,
+                  sample_levels=args.levels, sample_correctors=args.correctors)
     _, val = split_dataset(structures, settings.val_fraction)
     untrained = NativeScoreModel.untrained(model.elements, model.network.config, seed=settings.seed)
     print(f"best validation loss {model.metadata['val_loss']:.4f} at step {model.metadata['step']} "

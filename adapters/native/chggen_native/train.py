@@ -61,7 +61,7 @@ def split_dataset(structures: Sequence[Structure], val_fraction: float) -> tuple
 
 def training_ladder(model: NativeScoreModel) -> CartesianVE:
     """The ladder training draws its noise levels from: the default 200 levels over the network's
-    sigma range, whatever ladder the checkpoint records for sampling (`train(..., sampling=)`)."""
+    sigma range, whatever ladder the checkpoint records for sampling (`train(..., sample_levels=)`)."""
     config = model.network.config
     return CartesianVE(config.sigma_max, config.sigma_min)
 
@@ -118,10 +118,11 @@ def _check_elements(model: NativeScoreModel, structures: Sequence[Structure]) ->
 
 def train(structures: Sequence[Structure], run_dir: Path, settings: TrainSettings = TrainSettings(),
           config: NetworkConfig = NetworkConfig(), recipe: dict | None = None,
-          progress: bool = True, sampling: CartesianVE | None = None) -> NativeScoreModel:
+          progress: bool = True, sample_levels: int | None = None,
+          sample_correctors: int | None = None) -> NativeScoreModel:
     """Train (or resume training in `run_dir`) and return the best model by validation loss.
-    `sampling`: the ladder (levels, corrector steps) the checkpoints record as the model's default
-    for sampling; training itself always draws from `training_ladder`."""
+    `sample_levels` / `sample_correctors`: the ladder the checkpoints record as the model's default
+    for sampling (None: as it is); training itself always draws from `training_ladder`."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     train_set, val_set = split_dataset(structures, settings.val_fraction)
@@ -136,8 +137,10 @@ def train(structures: Sequence[Structure], run_dir: Path, settings: TrainSetting
         model.metadata = {"data_recipe": recipe or {}, "train_settings": asdict(settings),
                           "train_structures": len(train_set), "val_structures": len(val_set)}
         state = None
-    if sampling is not None:
-        model.noise_process = sampling
+    if sample_levels is not None or sample_correctors is not None:
+        if sample_levels is not None and sample_levels < 2:
+            raise ChggenError(f"sampling levels: {sample_levels} must be >= 2")
+        model = model.with_levels(sample_levels or model.noise_process.num_levels, sample_correctors)
     model.to(settings.device)
     model.network.train()
     optimizer = torch.optim.AdamW(model.network.parameters(), lr=settings.learning_rate)
