@@ -38,7 +38,7 @@ from scipy.optimize import linear_sum_assignment  # noqa: E402
 
 from chggen_native import NativeScoreModel  # noqa: E402
 from chggen_native.plugin import DEFAULT_WEIGHTS  # noqa: E402
-from chggen_native.train import held_out  # noqa: E402
+from chggen_native.train import held_out, supercell_of  # noqa: E402
 from chggen_plugins import InpaintTask, sample_tasks  # noqa: E402
 from chggen_plugins.datasets import energy_above_lowest, read_dataset  # noqa: E402
 from chggen_plugins.errors import ChggenError  # noqa: E402
@@ -71,11 +71,12 @@ def guest_of(structure: Structure) -> str | None:
 
 
 def held_out_cases(data: Path, val_fraction: float, limit: int, window: float | None,
-                   elements: frozenset[int] | None = None) -> list[Case]:
+                   elements: frozenset[int] | None = None, supercell_atoms: int = 0) -> list[Case]:
     """Held-out structures with a guest species; with `window`, only those at most that many eV/atom
     above the lowest structure of their formula in the whole dataset (where "at or below the
     reference energy" is a hard bar: most relaxed random starts are far above their formula's best);
-    with `elements`, only structures made of those atomic numbers."""
+    with `elements`, only structures made of those atomic numbers; with `supercell_atoms`, each as
+    its supercell of at least that many atoms (a large host, as campaigns build)."""
     records = read_dataset(data)
     above = energy_above_lowest(records) if window is not None else [0.0] * len(records)
     cases = []
@@ -83,8 +84,9 @@ def held_out_cases(data: Path, val_fraction: float, limit: int, window: float | 
         guest = guest_of(record.structure)
         known = elements is None or set(record.structure.atomic_numbers) <= elements
         if guest and known and excess <= (window or 0.0) and held_out(record.structure, val_fraction):
-            host, guests = strip_guests(record.structure, guest)
-            cases.append(Case(record.structure, record.energy / len(record.structure), guest, host, guests))
+            truth = supercell_of(record.structure, supercell_atoms)
+            host, guests = strip_guests(truth, guest)
+            cases.append(Case(truth, record.energy / len(record.structure), guest, host, guests))
     return cases[:limit] if limit else cases
 
 
@@ -169,6 +171,8 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=0, help="use at most this many held-out structures")
     parser.add_argument("--energy-window", type=float, default=None,
                         help="only held-out structures this close (eV/atom) to their formula's lowest")
+    parser.add_argument("--supercell-atoms", type=int, default=0,
+                        help="inpaint each held-out structure as its supercell of at least this many atoms")
     parser.add_argument("--relax", action="store_true", help="relax every sample and count recoveries")
     parser.add_argument("--symmetric", action="store_true", help="add symmetric inpainting (first weights)")
     parser.add_argument("--skip-baselines", action="store_true", help="leave out the untrained network and random guests")
@@ -188,12 +192,14 @@ def main() -> None:
     first = models[0][1]
     val_fraction = first.metadata.get("train_settings", {}).get("val_fraction", 0.1)
     known = frozenset.intersection(*(model.elements for _, model in models))
-    cases = held_out_cases(args.data, val_fraction, args.limit, args.energy_window, known)  # what all models know
+    # only structures every compared model knows
+    cases = held_out_cases(args.data, val_fraction, args.limit, args.energy_window, known, args.supercell_atoms)
     settings = SamplerSettings(jump_length=10, resamples=args.resamples)
     window = "" if args.energy_window is None else f" within {args.energy_window} eV/atom of their formula's lowest"
     ladders = "; ".join(f"{label} {m.noise_process.num_levels} levels, {m.noise_process.corrector_steps} "
                         f"corrector steps" for label, m in models)
-    print(f"{len(cases)} held-out structures{window} ({sum(sum(c.guests.values()) for c in cases)} guests), "
+    sizes = f", as supercells of >= {args.supercell_atoms} atoms" if args.supercell_atoms else ""
+    print(f"{len(cases)} held-out structures{window}{sizes} ({sum(sum(c.guests.values()) for c in cases)} guests), "
           f"k = {args.samples}; {ladders} (untrained: as the first), j = 10, r = {args.resamples}; torch "
           f"threads {args.threads}, OPENBLAS_NUM_THREADS {os.environ['OPENBLAS_NUM_THREADS']}")
     header = f"{'method':<20} {'guests<.5':>8} {'all<.5':>8} {'RMSD':>7} {'sample s':>8}"

@@ -11,6 +11,10 @@ network at its default size (random weights: the cost is the same as trained one
    supercells), one crystal alone and 16 batched, for the network as it is (vesin cell lists on
    CPU, messages in blocks of EDGE_BLOCK edges) against its first form (all pairs times images,
    every edge's messages at once), side by side.
+4. Seconds per inpainted 20-atom structure (Si16 host + 4 Li guests), one sample and k samples in
+   one batch as `chggen inpaint --samples k` runs them: the first generation's defaults (200 levels,
+   5 corrector steps, r = 3) on the first-form network against the shipped weights' defaults on the
+   network as it is (issue 16's target: at most a quarter of the cost).
 Run: python benchmarks/sampler_overhead.py [--levels 50] [--crystals 64] [--threads 1]
 """
 
@@ -27,6 +31,7 @@ from pymatgen.core import Lattice, Structure  # noqa: E402
 import chggen_native.network as native_network  # noqa: E402
 from chggen_native import NativeScoreModel  # noqa: E402
 from chggen_native.graph import all_pairs_graph, radius_graph  # noqa: E402
+from chggen_native.plugin import DEFAULT_WEIGHTS  # noqa: E402
 from chggen_plugins.batch import structures_to_batch  # noqa: E402
 from chggen_plugins import InpaintTask, sample_tasks  # noqa: E402
 from chggen_plugins.analytic import AnalyticSiteModel  # noqa: E402
@@ -67,6 +72,16 @@ def first_form(frac, lattice, crystal, cutoff):
     return all_pairs_graph(torch.remainder(frac, 1.0), lattice, crystal, cutoff)
 
 
+class FirstForm:
+    """Within this block the network runs as it first did (all-pairs graph, unblocked messages)."""
+
+    def __enter__(self):
+        native_network.radius_graph, native_network.EDGE_BLOCK = first_form, 1 << 40
+
+    def __exit__(self, *exc):
+        native_network.radius_graph, native_network.EDGE_BLOCK = radius_graph, EDGE_BLOCK
+
+
 def per_call_ms(model, batch, repeats: int = 5) -> float:
     model.score(batch, 100)
     start = time.perf_counter()
@@ -86,12 +101,31 @@ def per_call_table(reference: Structure) -> None:
             batch = batch.with_frac_coords(batch.frac_coords + 0.02 * torch.randn(batch.frac_coords.shape,
                                                                                    dtype=batch.frac_coords.dtype))
             now = per_call_ms(model, batch)
-            native_network.radius_graph, native_network.EDGE_BLOCK = first_form, 1 << 40
-            try:
+            with FirstForm():
                 before = per_call_ms(model, batch)
-            finally:
-                native_network.radius_graph, native_network.EDGE_BLOCK = radius_graph, EDGE_BLOCK
             print(f"{len(crystal):>5} {size:>5} {now:>15.2f} {before:>11.2f} {before / now:>5.1f}x")
+
+
+def cost_per_structure(reference: Structure, samples: int) -> None:
+    """Seconds (and counted calls) per inpainted 20-atom structure: first generation against now."""
+    host = reference * (2, 1, 1)
+    host.remove_species(["Li"])                      # Si16: 4 Li guests make 20 atoms
+    shipped = NativeScoreModel.load(DEFAULT_WEIGHTS)
+    first = shipped.with_levels(200, 5)
+    settings = SamplerSettings(jump_length=10, resamples=3)
+    print(f"\nper inpainted 20-atom structure (Si16 + 4 Li), j = 10, r = 3; first generation: 200 levels, 5 "
+          f"correctors, first-form network; now: {shipped.noise_process.num_levels} levels, "
+          f"{shipped.noise_process.corrector_steps} correctors, the network as it is")
+    print(f"{'samples':>7} {'first calls':>11} {'first s/structure':>17} {'now calls':>9} {'now s/structure':>15} "
+          f"{'cost now/first':>14}")
+    for k in (1, samples):
+        task = [InpaintTask(host, {"Li": 4}, n_samples=k)]
+        before, now = TimedModel(first), TimedModel(shipped)
+        with FirstForm():
+            old_seconds = run(before, task, settings) / k
+        new_seconds = run(now, task, settings) / k
+        print(f"{k:>7} {before.calls:>11} {old_seconds:>17.2f} {now.calls:>9} {new_seconds:>15.2f} "
+              f"{new_seconds / old_seconds:>14.2f}")
 
 
 def main() -> None:
@@ -99,6 +133,7 @@ def main() -> None:
     parser.add_argument("--levels", type=int, default=50)
     parser.add_argument("--crystals", type=int, default=64)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--samples", type=int, default=4, help="k for the per-structure cost, in one batch")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -117,6 +152,7 @@ def main() -> None:
             host, args.crystals, settings)
     print("targets: overhead < 10%, batched speed-up >= 5x (analytic), >= 2x (native)")
     per_call_table(reference)
+    cost_per_structure(reference, args.samples)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Dataset readers on small files, and the builder on a tiny budget with the real CHGNet."""
 
 import gzip
+import itertools
 import json
 import shutil
 from pathlib import Path
@@ -13,7 +14,7 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from pymatgen.core import Composition, Lattice, Structure
 
 from chggen_plugins.datasets import build_dataset, read_dataset
-from chggen_plugins.datasets.build import MAX_EXPANSION, Task, expansion, random_start
+from chggen_plugins.datasets.build import MAX_EXPANSION, Task, expansion, random_start, system_tasks
 from chggen_plugins.datasets.prototypes import decorate, decorations
 from chggen_plugins.datasets.readers import read_complete_frames
 from chggen_plugins.datasets.systems import charge_fits, parse_system
@@ -207,6 +208,20 @@ def test_build_writes_dedups_and_resumes(tmp_path: Path, relaxer: Relaxer) -> No
         (third / f"{name}.gz").write_bytes(gzip.compress((first / name).read_bytes()))
     assert build_dataset(third, target=3, **options).outcomes == {}
     assert len(frames(third / "structures.w0.extxyz")) == 3
+
+
+def test_resumed_build_takes_turns_between_systems(tmp_path: Path, relaxer: Relaxer) -> None:
+    """Tasks already attempted (here Li-Si's first 30) are skipped without costing Li-Si its turn:
+    the next attempts alternate Li-Si, Li-P-S as in a fresh build."""
+    li_si = parse_system("Li-Si:LiSi", 4)
+    record = [{"task": task.id, "system": "Li-Si", "outcome": "failed"}
+              for task in itertools.islice(system_tasks(li_si, 1, 4, False), 30)]
+    (tmp_path / "attempts.w0.jsonl").write_text("".join(json.dumps(r) + "\n" for r in record))
+    build_dataset(tmp_path, systems=["Li-Si:LiSi", "Li-P-S:Li2S"], target=1, seed=1, max_atoms=4,
+                  prototypes=False, patience=3, progress=False, relaxer=relaxer)
+    new = attempts(tmp_path)[30:]
+    assert [a["system"] for a in new[:2]] == ["Li-Si", "Li-P-S"]
+    assert new[0]["task"] == "Li-Si/pyxtal/LiSi/seed1/round30"
 
 
 def test_build_rejects_bad_worker(tmp_path: Path, relaxer: Relaxer) -> None:

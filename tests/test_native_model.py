@@ -8,7 +8,8 @@ import torch
 from pymatgen.core import Lattice, Structure
 
 from chggen_native import NativeScoreModel, NetworkConfig
-from chggen_native.train import TrainSettings, split_dataset, train, training_ladder, validation_loss
+from chggen_native.train import (TrainSettings, split_dataset, supercell_of, train, training_crystals,
+                                 training_ladder, validation_loss)
 from chggen_plugins import ChggenError, inpaint, load_model
 from chggen_plugins.cli import main
 
@@ -118,6 +119,34 @@ def test_training_learns_and_resumes(tmp_path):
     assert NativeScoreModel.load(tmp_path / "last.pt").metadata["step"] == 90
 
 
+def test_supercell_of_repeats_the_shortest_vector_until_big_enough():
+    layered = Structure(Lattice.from_parameters(3.4, 3.4, 5.7, 90, 90, 120), ["Ti", "S", "S"],
+                        [[0, 0, 0], [1 / 3, 2 / 3, 0.25], [2 / 3, 1 / 3, 0.75]])
+    big = supercell_of(layered, 48)
+    # 3.4, 3.4, 5.7 -> repeats go to a, b, a, b, c, ... : 3 x 3 x 2 = 18 copies, 54 atoms
+    assert len(big) == 54 and big.composition.reduced_formula == "TiS2"
+    assert np.allclose(big.lattice.abc, (10.2, 10.2, 11.4))
+    assert np.isclose(big.volume, 18 * layered.volume)
+    assert supercell_of(big, 48) == big and len(supercell_of(layered, 3)) == 3
+
+
+def test_training_crystals_draw_supercells_only_when_asked():
+    structures = li_si_structures(8)
+    plain = TrainSettings(batch_size=64)
+    drawn = training_crystals(structures, plain, torch.Generator().manual_seed(0))
+    assert {len(c) for c in drawn} == {8}
+    grown = training_crystals(structures, TrainSettings(batch_size=64, supercell_atoms=20, supercell_fraction=0.5),
+                              torch.Generator().manual_seed(0))
+    # the same picks (the extra draw comes after them), about half of them as 2x2x1 supercells (32 atoms)
+    assert [c.composition.reduced_formula for c in grown] == [c.composition.reduced_formula for c in drawn]
+    sizes = [len(c) for c in grown]
+    assert set(sizes) == {8, 32} and 20 <= sizes.count(32) <= 44
+    always = TrainSettings(batch_size=8, supercell_atoms=20, supercell_fraction=1.0)
+    assert {len(c) for c in training_crystals(structures, always, torch.Generator())} == {32}
+    with pytest.raises(ChggenError, match="supercell fraction 1.5"):
+        train(structures, "unused", TrainSettings(supercell_atoms=20, supercell_fraction=1.5))
+
+
 def test_train_command(tmp_path, capsys):
     from ase.io import write
     from pymatgen.io.ase import AseAtomsAdaptor
@@ -150,12 +179,14 @@ def test_train_command_energy_window(tmp_path, capsys):
     argv = ["train", str(tmp_path / "data.extxyz"), "--out", str(tmp_path / "run"), "--steps", "2",
             "--batch-size", "2", "--eval-every", "2", "--features", "8", "--layers", "1",
             "--val-fraction", "0.3", "--energy-window", "0.02", "--device", "cpu", "--levels", "30",
-            "--correctors", "1", "-q"]
+            "--correctors", "1", "--supercell-atoms", "20", "--supercell-fraction", "0.25", "-q"]
     assert main(argv) == 0
     assert "10 structures (of 20, within 0.02 eV/atom" in capsys.readouterr().out
     trained = NativeScoreModel.load(tmp_path / "run" / "best.pt")
     recipe = trained.metadata["data_recipe"]
     assert recipe["structures"] == 10 and recipe["read"] == 20 and recipe["energy_window"] == 0.02
+    assert trained.metadata["train_settings"]["supercell_atoms"] == 20
+    assert trained.metadata["train_settings"]["supercell_fraction"] == 0.25
     # the sampling defaults the weights carry; training drew from the full 200-level ladder regardless
     assert (trained.noise_process.num_levels, trained.noise_process.corrector_steps) == (30, 1)
     assert training_ladder(trained).num_levels == 200

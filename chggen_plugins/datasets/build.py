@@ -266,15 +266,23 @@ def build_dataset(out_dir: str | Path, systems: Sequence[str] | None = None, tar
     def distinct() -> int:
         return sum(min(store.counts[s.name], target) for s in parsed)
 
-    streams = [enumerate(system_tasks(s, seed, max_atoms, prototypes)) for s in parsed]
+    def pending(system: ChemicalSystem) -> Iterator[Task]:
+        """The system's tasks that are this worker's and not yet attempted by anyone: skipping the
+        attempted ones must not cost a system its turn, or a resumed build with a long record for
+        one system would try only the others for thousands of turns."""
+        for number, task in enumerate(system_tasks(system, seed, max_atoms, prototypes)):
+            if number % workers == worker and task.id not in done:
+                yield task
+
+    streams = [pending(s) for s in parsed]
     bar = tqdm(total=target * len(parsed), initial=distinct(), desc=f"dataset w{worker}",
                disable=not progress, smoothing=0, mininterval=30)
     with bar:
         for stream in itertools.cycle(streams):
             if all(finished(s.name) for s in parsed):
                 break
-            number, task = next(stream)
-            if number % workers != worker or task.id in done or finished(task.system):
+            task = next(stream)
+            if finished(task.system):
                 continue
             began = time.perf_counter()
             outcome, detail, n_atoms, steps = _attempt(task, relaxer, store, max_atoms)

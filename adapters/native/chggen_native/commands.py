@@ -48,6 +48,11 @@ def add_train_command(commands: argparse._SubParsersAction) -> None:
                              "full 200-level ladder over the network's sigma range); default 200")
     parser.add_argument("--correctors", type=int, default=None,
                         help="Langevin corrector steps per level the saved weights sample with by default; default 5")
+    parser.add_argument("--supercell-atoms", type=int, default=defaults.supercell_atoms, metavar="N",
+                        help="draw training crystals of fewer atoms as supercells of at least N atoms "
+                             "(copies noised independently, as in a large host); 0: never")
+    parser.add_argument("--supercell-fraction", type=float, default=defaults.supercell_fraction,
+                        help="share of the draws of such crystals made as supercells")
     parser.add_argument("--device", default=defaults.device,
                         help="torch device to train on, e.g. cuda or cuda:1 (weights are saved for CPU)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -74,7 +79,8 @@ def run_train(args: argparse.Namespace) -> None:
               "read": read, "energy_window": args.energy_window}
     settings = TrainSettings(steps=args.steps, batch_size=args.batch_size, learning_rate=args.lr,
                              val_fraction=args.val_fraction, eval_every=args.eval_every, seed=args.seed,
-                             device=device)
+                             device=device, supercell_atoms=args.supercell_atoms,
+                             supercell_fraction=args.supercell_fraction)
     config = NetworkConfig(features=args.features, layers=args.layers, cutoff=args.cutoff)
     window = "" if args.energy_window is None else \
         f" (of {read}, within {args.energy_window} eV/atom of their formula's lowest)"

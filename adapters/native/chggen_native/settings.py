@@ -32,3 +32,5 @@ class TrainSettings:
     eval_every: int = 500
     seed: int = 0
     device: str = "cpu"           # any torch device; batches and noise draws are made on the CPU
+    supercell_atoms: int = 0      # > 0: smaller training crystals are drawn as supercells of >= this many atoms
+    supercell_fraction: float = 0.5  # ... this share of the time

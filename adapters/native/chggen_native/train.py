@@ -59,6 +59,32 @@ def split_dataset(structures: Sequence[Structure], val_fraction: float) -> tuple
     return train, val
 
 
+def supercell_of(structure: Structure, min_atoms: int) -> Structure:
+    """The structure repeated along its shortest (repeated) lattice vector, one repeat at a time, until
+    it holds at least `min_atoms` atoms: a near-isotropic supercell. In a small cell every image of an
+    atom moves with it under noise; in a supercell the copies are noised independently, as the
+    guests of a large host are."""
+    scaling = [1, 1, 1]
+    while len(structure) * scaling[0] * scaling[1] * scaling[2] < min_atoms:
+        lengths = [length * repeats for length, repeats in zip(structure.lattice.abc, scaling)]
+        scaling[lengths.index(min(lengths))] += 1
+    return structure * scaling
+
+
+def training_crystals(train_set: Sequence[Structure], settings: TrainSettings,
+                      generator: torch.Generator) -> list[Structure]:
+    """One mini-batch: crystals drawn with replacement; with `settings.supercell_atoms`, each one
+    smaller than that becomes its supercell with probability `settings.supercell_fraction` (the
+    extra draw happens only then, so runs without supercells keep their random stream)."""
+    picks = torch.randint(len(train_set), (settings.batch_size,), generator=generator)
+    crystals = [train_set[i] for i in picks.tolist()]
+    if settings.supercell_atoms > 0:
+        grow = torch.rand(settings.batch_size, generator=generator) < settings.supercell_fraction
+        crystals = [supercell_of(c, settings.supercell_atoms) if g and len(c) < settings.supercell_atoms else c
+                    for c, g in zip(crystals, grow.tolist())]
+    return crystals
+
+
 def training_ladder(model: NativeScoreModel) -> CartesianVE:
     """The ladder training draws its noise levels from: the default 200 levels over the network's
     sigma range, whatever ladder the checkpoint records for sampling (`train(..., sample_levels=)`)."""
@@ -123,6 +149,9 @@ def train(structures: Sequence[Structure], run_dir: Path, settings: TrainSetting
     """Train (or resume training in `run_dir`) and return the best model by validation loss.
     `sample_levels` / `sample_correctors`: the ladder the checkpoints record as the model's default
     for sampling (None: as it is); training itself always draws from `training_ladder`."""
+    if settings.supercell_atoms < 0 or not 0 <= settings.supercell_fraction <= 1:
+        raise ChggenError(f"training: supercell atoms {settings.supercell_atoms} must be >= 0 and supercell "
+                          f"fraction {settings.supercell_fraction} within 0..1")
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     train_set, val_set = split_dataset(structures, settings.val_fraction)
@@ -164,8 +193,7 @@ def train(structures: Sequence[Structure], run_dir: Path, settings: TrainSetting
     bar = tqdm(total=settings.steps, initial=step, desc="training", unit="step", disable=not progress)
     running, started = [], time.perf_counter() - seconds
     while step < settings.steps:
-        picks = torch.randint(len(train_set), (settings.batch_size,), generator=generator)
-        batch = structures_to_batch([train_set[i] for i in picks.tolist()]).to(settings.device)
+        batch = structures_to_batch(training_crystals(train_set, settings, generator)).to(settings.device)
         levels = torch.randint(training_ladder(model).num_levels, (settings.batch_size,), generator=generator)
         loss = dsm_loss(model, batch, levels, generator)
         optimizer.zero_grad()
