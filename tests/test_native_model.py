@@ -162,6 +162,8 @@ def test_train_command(tmp_path, capsys):
     assert main(["train", str(tmp_path / "missing.extxyz"), "--out", str(tmp_path / "r")]) == 2
     assert main(["train", str(tmp_path / "data.extxyz"), "--out", str(tmp_path / "r"), "--device", "tpu"]) == 2
     assert "--device 'tpu'" in capsys.readouterr().err
+    assert main(argv[:2] + ["--out", str(tmp_path / "r1"), "--levels", "1", "-q"]) == 2
+    assert "at least 2 levels, got 1" in capsys.readouterr().err
 
 
 def test_train_command_energy_window(tmp_path, capsys):

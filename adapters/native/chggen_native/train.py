@@ -166,10 +166,9 @@ def train(structures: Sequence[Structure], run_dir: Path, settings: TrainSetting
         model.metadata = {"data_recipe": recipe or {}, "train_settings": asdict(settings),
                           "train_structures": len(train_set), "val_structures": len(val_set)}
         state = None
-    if sample_levels is not None or sample_correctors is not None:
-        if sample_levels is not None and sample_levels < 2:
-            raise ChggenError(f"sampling levels: {sample_levels} must be >= 2")
-        model = model.with_levels(sample_levels or model.noise_process.num_levels, sample_correctors)
+    if sample_levels is not None or sample_correctors is not None:  # the ladder checks its own values
+        levels = model.noise_process.num_levels if sample_levels is None else sample_levels
+        model = model.with_levels(levels, sample_correctors)
     model.to(settings.device)
     model.network.train()
     optimizer = torch.optim.AdamW(model.network.parameters(), lr=settings.learning_rate)
