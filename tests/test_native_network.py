@@ -7,7 +7,8 @@ from pymatgen.core import Lattice, Structure
 from scipy.spatial.transform import Rotation
 
 from chggen_native import NativeScoreModel, NetworkConfig
-from chggen_native.graph import all_pairs_graph, cell_list_graph
+from chggen_native.graph import all_pairs_graph, cell_list_graph, radius_graph
+from chggen_native.network import PairGeometry
 from chggen_plugins.batch import structures_to_batch
 from chggen_plugins.protocol import CrystalBatch
 
@@ -92,3 +93,32 @@ def test_noise_level_changes_the_output(model, crystal):
     low = model.network_output(batch, torch.full((7,), 0.05))
     high = model.network_output(batch, torch.full((7,), 5.0))
     assert (low - high).abs().max() > 0.01 * low.abs().max()  # the sigma path is wired in
+
+
+def test_pair_messages_equal_the_sum_over_every_edge(model):
+    """Messages are computed once per atom pair from its images' summed basis; they must equal the
+    message of every edge (every image) summed one by one, filter bias included once per image. In a
+    2.6 A cell each pair recurs in dozens of images, so a pair counted once or a bias added once fails."""
+    cell = Structure(Lattice.from_parameters(2.6, 2.8, 3.0, 85, 95, 100), ["Si", "Li"],
+                     [[0, 0, 0], [0.45, 0.55, 0.4]])
+    batch = structures_to_batch([cell, cell * (1, 2, 1)])
+    network, layer = model.network, model.network.interactions[0]
+    generator = torch.Generator().manual_seed(0)
+    atoms = len(batch.atomic_numbers)
+    s = torch.randn(atoms, layer.features, generator=generator)
+    v = torch.randn(atoms, 3, layer.features, generator=generator)
+    edges = radius_graph(batch.frac_coords.float(), batch.lattice.float(), batch.batch, network.config.cutoff)
+    pairs = PairGeometry.of(edges, network.radial, atoms)
+    assert len(edges.source) > 10 * len(pairs.source)
+    sum_s, sum_v = layer.gather(s, v, pairs)
+
+    f, distance = layer.features, edges.vectors.norm(dim=1)
+    unit = edges.vectors / distance.unsqueeze(1)
+    gates = layer.message(layer.norm_message(s))[edges.source] * layer.filter(network.radial(distance))
+    unit_v = v / v.pow(2).sum(dim=1).mean(dim=1).sqrt().view(-1, 1, 1)
+    per_edge_v = (unit_v[edges.source] * gates[:, f:2 * f].unsqueeze(1)
+                  + unit.unsqueeze(2) * gates[:, 2 * f:].unsqueeze(1))
+    expected_s = torch.zeros_like(s).index_add_(0, edges.target, gates[:, :f])
+    expected_v = torch.zeros_like(v).index_add_(0, edges.target, per_edge_v)
+    assert_same(sum_s.detach().numpy(), expected_s.detach().numpy())
+    assert_same(sum_v.detach().numpy(), expected_v.detach().numpy())

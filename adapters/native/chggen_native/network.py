@@ -9,23 +9,31 @@ far atoms may be from their sites (the CHGGen authors' model was blind to it and
 The output is sigma times the score, a vector per atom of order one at every level. Scalars are
 layer-normed and vectors rescaled to unit mean square before they gate anything: without that, a
 rare noisy configuration blew one training batch's loss up to 1e31 (the update is quadratic in v).
+
+Messages run over atom pairs, not edges. A message's radial filter is linear in the radial basis
+(W b(r) + c), so one pair's messages summed over its periodic images need only the image sums of
+b(r), of b(r) times the unit edge vector, of the unit vector and of the image count: exactly the
+same output, with the pair's work done once. In the 12- to 36-atom cells of campaigns and training
+a pair recurs in 3 to 5 images within 6 A, so each layer does that much less; in 72-atom cells
+1.6 times (`benchmarks/sampler_overhead.py`).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
-from .graph import radius_graph
+from .graph import Edges, radius_graph
 from .settings import NetworkConfig
 
 _EPS = 1e-8
-# Edges per message block: the [edges, 3, F] message tensors of one block stay in a core's cache
+# Pairs per message block: the [pairs, 3, F] message tensors of one block stay in a core's cache
 # (1024 x 3 x 64 floats: 0.8 MB); whole batches spilled it and made batching slower per crystal than one
 # crystal at a time (`benchmarks/sampler_overhead.py`).
-EDGE_BLOCK = 1024
+PAIR_BLOCK = 1024
 
 
 def _vector_norm(v: Tensor) -> Tensor:
@@ -67,6 +75,31 @@ class NoiseEmbedding(nn.Module):
         return self.mlp(bumps)
 
 
+@dataclass(frozen=True)
+class PairGeometry:
+    """Each ordered neighbour pair (j -> i) once, with sums over its images within the cutoff."""
+    source: Tensor       # [P] neighbour atom j
+    target: Tensor       # [P] centre atom i
+    radial: Tensor       # [P, B] sum of the radial basis b(r)
+    directional: Tensor  # [P, 3, B] sum of the unit edge vector times b(r)
+    direction: Tensor    # [P, 3] sum of the unit edge vectors
+    images: Tensor       # [P, 1] how many images
+
+    @classmethod
+    def of(cls, edges: Edges, basis: RadialBasis, num_atoms: int) -> "PairGeometry":
+        distance = edges.vectors.norm(dim=1)
+        radial = basis(distance)
+        direction = edges.vectors / distance.clamp_min(_EPS).unsqueeze(1)
+        pairs, pair_of_edge = torch.unique(edges.target * num_atoms + edges.source, return_inverse=True)
+        size = radial.shape[1]
+        per_edge = torch.cat([radial, (direction.unsqueeze(2) * radial.unsqueeze(1)).flatten(1), direction,
+                              torch.ones_like(distance).unsqueeze(1)], dim=1)
+        sums = per_edge.new_zeros(len(pairs), per_edge.shape[1]).index_add_(0, pair_of_edge, per_edge)
+        return cls(source=pairs % num_atoms, target=pairs // num_atoms, radial=sums[:, :size],
+                   directional=sums[:, size:4 * size].view(-1, 3, size),
+                   direction=sums[:, 4 * size:4 * size + 3], images=sums[:, 4 * size + 3:])
+
+
 class Interaction(nn.Module):
     """One message (neighbours -> atom) and one update (within the atom) block."""
 
@@ -84,25 +117,13 @@ class Interaction(nn.Module):
         self.mix_v = nn.Linear(f, f, bias=False)
         self.update = _mlp(2 * f, f, 3 * f)
 
-    def forward(self, s: Tensor, v: Tensor, noise: Tensor, source: Tensor, target: Tensor,
-                radial: Tensor, direction: Tensor) -> tuple[Tensor, Tensor]:
-        f = self.features
+    def forward(self, s: Tensor, v: Tensor, noise: Tensor, pairs: PairGeometry) -> tuple[Tensor, Tensor]:
         s = s + self.noise(noise)
-        messages = self.message(self.norm_message(s))                  # [N, 3F]
-        neighbour_v = _vector_norm(v).reshape(len(v), 3 * f)           # [N, 3F]
-        sum_s, sum_v = torch.zeros_like(s), torch.zeros_like(v)
-        for first in range(0, len(source), EDGE_BLOCK):
-            block = slice(first, first + EDGE_BLOCK)
-            src, dst = source[block], target[block]
-            gates = messages.index_select(0, src) * self.filter(radial[block])
-            gate_s, gate_vv, gate_vr = gates.split(f, dim=1)
-            edge_v = (neighbour_v.index_select(0, src).view(-1, 3, f) * gate_vv.unsqueeze(1)
-                      + direction[block].unsqueeze(2) * gate_vr.unsqueeze(1))
-            sum_s.index_add_(0, dst, gate_s)
-            sum_v.index_add_(0, dst, edge_v)
+        sum_s, sum_v = self.gather(s, v, pairs)
         s = s + sum_s / self.norm
         v = v + sum_v / self.norm
 
+        f = self.features
         v_normed = _vector_norm(v)
         u, w = self.mix_u(v_normed), self.mix_v(v_normed)
         w_norm = torch.sqrt(w.pow(2).sum(dim=1) + _EPS)
@@ -110,6 +131,28 @@ class Interaction(nn.Module):
         v = v + a_vv.unsqueeze(1) * u
         s = s + a_sv * (u * w).sum(dim=1) + a_ss
         return s, v
+
+    def gather(self, s: Tensor, v: Tensor, pairs: PairGeometry) -> tuple[Tensor, Tensor]:
+        """Sum over every edge j -> i (every pair's every image) of the message: scalar gates
+        m_s(j) f_s(r) and vector ones m_vv(j) f_vv(r) v(j) + m_vr(j) f_vr(r) r_hat, f(r) = W b(r) + c."""
+        f = self.features
+        messages = self.message(self.norm_message(s))                  # [N, 3F]
+        neighbour_v = _vector_norm(v).reshape(len(v), 3 * f)           # [N, 3F]
+        weight, bias = self.filter.weight, self.filter.bias            # filter of one edge: W b(r) + c
+        sum_s, sum_v = torch.zeros_like(s), torch.zeros_like(v)
+        for first in range(0, len(pairs.source), PAIR_BLOCK):
+            block = slice(first, first + PAIR_BLOCK)
+            src, dst = pairs.source[block], pairs.target[block]
+            gate_s, gate_vv, gate_vr = messages.index_select(0, src).split(f, dim=1)
+            filters = nn.functional.linear(pairs.radial[block], weight[:2 * f]) + pairs.images[block] * bias[:2 * f]
+            gate_s, gate_vv = gate_s * filters[:, :f], gate_vv * filters[:, f:]
+            radial_v = (nn.functional.linear(pairs.directional[block], weight[2 * f:])
+                        + pairs.direction[block].unsqueeze(2) * bias[2 * f:])    # [P, 3, F]
+            pair_v = (neighbour_v.index_select(0, src).view(-1, 3, f) * gate_vv.unsqueeze(1)
+                      + radial_v * gate_vr.unsqueeze(1))
+            sum_s.index_add_(0, dst, gate_s)
+            sum_v.index_add_(0, dst, pair_v)
+        return sum_s, sum_v
 
 
 class ScoreNetwork(nn.Module):
@@ -129,13 +172,11 @@ class ScoreNetwork(nn.Module):
     def forward(self, frac: Tensor, lattice: Tensor, atomic_numbers: Tensor, crystal: Tensor,
                 sigma: Tensor) -> Tensor:
         edges = radius_graph(frac, lattice, crystal, self.config.cutoff)
-        distance = edges.vectors.norm(dim=1)
-        radial = self.radial(distance)
-        direction = edges.vectors / distance.clamp_min(_EPS).unsqueeze(1)
+        pairs = PairGeometry.of(edges, self.radial, len(atomic_numbers))
         noise = self.noise_embedding(sigma)
         s = self.embedding(atomic_numbers)
         v = torch.zeros(len(s), 3, self.config.features, dtype=s.dtype, device=s.device)
         for interaction in self.interactions:
-            s, v = interaction(s, v, noise, edges.source, edges.target, radial, direction)
+            s, v = interaction(s, v, noise, pairs)
         gated = v * self.out_gate(self.out_norm(s + noise)).unsqueeze(1)
         return self.out_mix(gated).squeeze(2)
