@@ -10,10 +10,8 @@ network at its default size (random weights: the cost is the same as trained one
 3. One native network call per crystal at 12, 36 and 72 atoms (Li4Si8 and its 3x1x1 and 3x2x1
    supercells), one crystal alone and 16 batched, for the network as it is (vesin cell lists on
    CPU, messages once per atom pair in blocks of PAIR_BLOCK pairs) against its first form (all
-   pairs times images, a message per edge, every edge's messages at once), side by side. The first
-   form is the same code given each edge as its own pair; it then computes the edge direction's
-   filter as a [E, 3, B] x [B, F] product where the first form multiplied the direction into the
-   gate, so its figures are a few per cent above the first form's own.
+   pairs times images, a message per edge, every edge's messages at once: `first_form_gather`,
+   the network's first message code), side by side.
 4. Seconds per inpainted 20-atom structure (Si16 host + 4 Li guests), one sample and k samples in
    one batch as `chggen inpaint --samples k` runs them: the first generation's defaults (200 levels,
    5 corrector steps, r = 3) on the first-form network against the shipped weights' defaults on the
@@ -33,7 +31,7 @@ from pymatgen.core import Lattice, Structure  # noqa: E402
 
 import chggen_native.network as native_network  # noqa: E402
 from chggen_native import NativeScoreModel  # noqa: E402
-from chggen_native.graph import all_pairs_graph, radius_graph  # noqa: E402
+from chggen_native.graph import all_pairs_graph  # noqa: E402
 from chggen_native.plugin import DEFAULT_WEIGHTS  # noqa: E402
 from chggen_plugins.batch import structures_to_batch  # noqa: E402
 from chggen_plugins import InpaintTask, sample_tasks  # noqa: E402
@@ -42,8 +40,8 @@ from chggen_plugins.sampling.inpaint import SamplerSettings  # noqa: E402
 from timed_model import TimedModel  # noqa: E402
 from chggen_plugins.sampling.noise import CartesianVE  # noqa: E402
 
-PAIR_BLOCK = native_network.PAIR_BLOCK  # the network's own, restored after each first-form run
-PAIR_GEOMETRY = native_network.PairGeometry.__dict__["of"]  # the classmethod itself
+RADIUS_GRAPH, PAIR_GEOMETRY = native_network.radius_graph, native_network.PairGeometry.__dict__["of"]
+GATHER = native_network.Interaction.gather   # the network's own, restored after each first-form run
 
 
 def li_si_reference() -> Structure:
@@ -71,31 +69,44 @@ def measure(name, make_model, host, crystals, settings) -> None:
           f"{one_by_one:>11.2f} {one_by_one / total:>11.1f}x")
 
 
-def first_form(frac, lattice, crystal, cutoff):
+def first_form_graph(frac, lattice, crystal, cutoff):
     """The graph search the network started with: every pair times every image, as tensors."""
     return all_pairs_graph(torch.remainder(frac, 1.0), lattice, crystal, cutoff)
 
 
 def per_edge(cls, edges, basis, num_atoms):
-    """Every edge its own pair: a message per edge, as the network first computed them."""
+    """Every edge its own 'pair' (radial = b(r), direction = the unit vector), for the first form."""
     distance = edges.vectors.norm(dim=1)
-    radial = basis(distance)
-    direction = edges.vectors / distance.unsqueeze(1)
-    return cls(source=edges.source, target=edges.target, radial=radial,
-               directional=direction.unsqueeze(2) * radial.unsqueeze(1), direction=direction,
-               images=torch.ones_like(distance).unsqueeze(1))
+    return cls(source=edges.source, target=edges.target, radial=basis(distance),
+               directional=torch.empty(0),  # not read by first_form_gather
+               direction=edges.vectors / distance.unsqueeze(1), images=torch.empty(0))
+
+
+def first_form_gather(self, s, v, edges):
+    """The network's first message code: every edge's filter and messages at once, no blocks."""
+    f = self.features
+    messages = self.message(self.norm_message(s))
+    neighbour_v = native_network._vector_norm(v).reshape(len(v), 3 * f)
+    gates = messages.index_select(0, edges.source) * self.filter(edges.radial)
+    gate_s, gate_vv, gate_vr = gates.split(f, dim=1)
+    edge_v = (neighbour_v.index_select(0, edges.source).view(-1, 3, f) * gate_vv.unsqueeze(1)
+              + edges.direction.unsqueeze(2) * gate_vr.unsqueeze(1))
+    return (torch.zeros_like(s).index_add_(0, edges.target, gate_s),
+            torch.zeros_like(v).index_add_(0, edges.target, edge_v))
 
 
 class FirstForm:
     """Within this block the network runs as it first did (all-pairs graph, unblocked per-edge messages)."""
 
     def __enter__(self):
-        native_network.radius_graph, native_network.PAIR_BLOCK = first_form, 1 << 40
+        native_network.radius_graph = first_form_graph
         native_network.PairGeometry.of = classmethod(per_edge)
+        native_network.Interaction.gather = first_form_gather
 
     def __exit__(self, *exc):
-        native_network.radius_graph, native_network.PAIR_BLOCK = radius_graph, PAIR_BLOCK
+        native_network.radius_graph = RADIUS_GRAPH
         native_network.PairGeometry.of = PAIR_GEOMETRY
+        native_network.Interaction.gather = GATHER
 
 
 def per_call_ms(model, batch, repeats: int = 5) -> float:
