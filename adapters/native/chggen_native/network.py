@@ -87,6 +87,7 @@ class PairGeometry:
 
     @classmethod
     def of(cls, edges: Edges, basis: RadialBasis, num_atoms: int) -> "PairGeometry":
+        """Group the radius graph's edges (one per image) by pair and sum them, once per call."""
         distance = edges.vectors.norm(dim=1)
         radial = basis(distance)
         direction = edges.vectors / distance.clamp_min(_EPS).unsqueeze(1)
