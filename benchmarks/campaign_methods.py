@@ -147,13 +147,7 @@ def open_store(args: argparse.Namespace) -> ResultStore:
     ignored = ("threads", "out", "device", "hull_cache", "methods")
     settings = {k: str(v) for k, v in vars(args).items() if k not in ignored}
     store = ResultStore(args.out / "benchmark.db")
-    stored = store.metadata.get("settings")
-    if stored is None and len(store) == 0:
-        store.metadata = {"settings": settings}
-    elif stored != settings:
-        changed = sorted(k for k in set(settings) | set(stored or {}) if (stored or {}).get(k) != settings.get(k))
-        raise ChggenError(f"{store.path} was made with other settings ({', '.join(changed)}); "
-                          "use the old ones or another --out")
+    store.claim(settings, "benchmark rows", "use the old settings or another --out")
     print(f"results: {store.path} ({len(store)} structures already there)")
     return store
 

@@ -12,3 +12,10 @@ class ChggenError(ValueError):
 class ChggenWarning(UserWarning):
     """Input that is usable but probably not what was meant, explained in one line (the CLI prints it
     as one `chggen: warning:` line on stderr)."""
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an exception's message (its class name when it has none): what a
+    library's multi-line error contributes to our one-line ChggenError."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

@@ -15,7 +15,7 @@ from pymatgen.core import Lattice, Structure
 from pymatgen.io.ase import AseAtomsAdaptor
 from pymatgen.io.cif import CifParser
 
-from .errors import ChggenError, ChggenWarning
+from .errors import ChggenError, ChggenWarning, first_line
 from .post.relax import closest_pair
 
 StructureLike = Union[Structure, Atoms, str, Path]
@@ -47,8 +47,7 @@ def read_structure(path: Path, ordered: bool = True) -> Structure:
     except ChggenError:
         raise
     except Exception as error:  # pymatgen and ASE raise many kinds; all mean "cannot read this file"
-        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ChggenError(f"{path}: cannot read a crystal structure ({message})") from None
+        raise ChggenError(f"{path}: cannot read a crystal structure ({first_line(error)})") from None
     if ordered:
         check_structure(structure, str(path))
     else:
@@ -81,7 +80,7 @@ def _read(path: Path) -> Structure:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         atoms = ase.io.read(path, index=0, format=fmt)
-    return _from_atoms(atoms, f"{path} (read by ASE as {fmt})")
+    return from_atoms(atoms, f"{path} (read by ASE as {fmt})")
 
 
 def _read_cif(path: Path) -> Structure:
@@ -148,7 +147,7 @@ def to_structure(host: StructureLike, where: str = "host") -> tuple[Structure, b
     if isinstance(host, (str, Path)):
         return read_structure(Path(host)), False
     if isinstance(host, Atoms):
-        structure = _from_atoms(host, where)
+        structure = from_atoms(host, where)
         check_structure(structure, where)
         return structure, True
     if isinstance(host, Structure):
@@ -158,10 +157,12 @@ def to_structure(host: StructureLike, where: str = "host") -> tuple[Structure, b
                       f"got {type(host).__name__}")
 
 
-def _from_atoms(atoms: Atoms, where: str) -> Structure:
+def from_atoms(atoms: Atoms, where: str) -> Structure:
+    """A periodic ASE Atoms as a pymatgen Structure (ASE's `info` kept as its properties); a molecule
+    or a slab is refused in one line, since every structure here is a 3D crystal."""
     if not atoms.pbc.all() or atoms.cell.rank < 3:
         raise ChggenError(f"{where}: not a periodic 3D crystal (pbc={atoms.pbc.tolist()}, cell rank "
-                          f"{atoms.cell.rank}); a host needs a full cell")
+                          f"{atoms.cell.rank}); a crystal needs a full cell")
     return AseAtomsAdaptor.get_structure(atoms)
 
 

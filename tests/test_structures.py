@@ -11,7 +11,7 @@ from pymatgen.core import Lattice, Structure
 from pymatgen.io.ase import AseAtomsAdaptor
 
 from chggen_plugins.cli import main
-from chggen_plugins.errors import ChggenError, ChggenWarning
+from chggen_plugins.errors import ChggenError, ChggenWarning, first_line
 from chggen_plugins.structures import read_structure, to_structure
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
@@ -93,3 +93,10 @@ def test_the_cli_prints_a_warning_as_one_line(tmp_path, capsys):
     assert len(lines) == 2, lines
     assert lines[0].startswith("chggen: warning: ") and "lonely.cif: site 0 (Si) has no other atom" in lines[0]
     assert lines[1].startswith("chggen: error: unknown model 'no-such-model'")
+
+
+def test_a_library_error_contributes_its_first_line_or_its_name():
+    # what every "cannot read X (...)" message quotes: never a traceback's worth, never an IndexError
+    # on an exception raised without a message
+    assert first_line(ValueError("  bad token at line 3\n  context\n")) == "bad token at line 3"
+    assert first_line(EOFError()) == "EOFError"

@@ -52,8 +52,9 @@ from tqdm import tqdm
 
 from ..errors import ChggenError
 from ..post.relax import MAX_STEPS, Relaxer, closest_pair
+from ..structures import from_atoms
 from .prototypes import Decoration, decorate, decorations
-from .readers import atoms_to_structure, read_complete_frames
+from .readers import read_complete_frames
 from .systems import DEFAULT_SYSTEMS, ChemicalSystem, formula, parse_system
 
 
@@ -153,7 +154,7 @@ class _Store:
         for path in sorted(self.out_dir.glob("structures.w*.extxyz")):
             frames, self.offsets[path] = read_complete_frames(path, self.offsets.get(path, 0))
             for number, atoms in enumerate(frames):
-                structure = atoms_to_structure(atoms, f"{path} new frame {number}")
+                structure = from_atoms(atoms, f"{path} new frame {number}")
                 self.kept[formula(structure.composition)].append((structure, str(atoms.info.get("task"))))
                 self.counts[str(atoms.info.get("system"))] += 1
 

@@ -22,9 +22,10 @@ from pathlib import Path
 import ase.db
 import ase.io
 from ase import Atoms
-from pymatgen.core import Lattice, Structure
+from pymatgen.core import Structure
 
-from ..errors import ChggenError
+from ..errors import ChggenError, first_line
+from ..structures import from_atoms
 
 _XYZ = (".extxyz", ".xyz")
 _COMPRESSED = ("", ".gz", ".bz2", ".xz")
@@ -40,19 +41,6 @@ class Record:
     info: dict[str, object] = field(default_factory=dict)
 
 
-def _first_line(error: Exception) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
-
-
-def atoms_to_structure(atoms: Atoms, where: str) -> Structure:
-    """A periodic ASE Atoms as a pymatgen Structure (species and Cartesian positions only)."""
-    if not atoms.pbc.all() or atoms.cell.rank < 3:
-        raise ChggenError(f"{where}: not a periodic 3D crystal (pbc={atoms.pbc.tolist()})")
-    return Structure(Lattice(atoms.cell.array), atoms.get_chemical_symbols(), atoms.positions,
-                     coords_are_cartesian=True)
-
-
 def _atoms_energy(atoms: Atoms) -> float | None:
     if atoms.calc is not None and "energy" in atoms.calc.results:
         return float(atoms.calc.results["energy"])
@@ -66,7 +54,7 @@ def _from_cif_text(text: str, where: str) -> Structure:
             warnings.simplefilter("ignore")
             return Structure.from_str(text, fmt="cif")
     except Exception as error:  # pymatgen's CIF parser raises many kinds; all mean "bad CIF"
-        raise ChggenError(f"{where}: cannot parse the CIF ({_first_line(error)})") from None
+        raise ChggenError(f"{where}: cannot parse the CIF ({first_line(error)})") from None
 
 
 def _float_or_none(text: str | None) -> float | None:
@@ -102,8 +90,8 @@ def _read_xyz(path: Path) -> list[Record]:
     try:
         frames = ase.io.read(path, index=":", format="extxyz")
     except Exception as error:  # ASE raises many kinds on a malformed frame
-        raise ChggenError(f"{path}: cannot read extxyz ({_first_line(error)})") from None
-    return [Record(atoms_to_structure(a, f"{path} frame {i}"), _atoms_energy(a), f"{path}#{i}", dict(a.info))
+        raise ChggenError(f"{path}: cannot read extxyz ({first_line(error)})") from None
+    return [Record(from_atoms(a, f"{path} frame {i}"), _atoms_energy(a), f"{path}#{i}", dict(a.info))
             for i, a in enumerate(frames)]
 
 
@@ -111,8 +99,8 @@ def _read_db(path: Path) -> list[Record]:
     try:
         rows = list(ase.db.connect(path, type="db").select())
     except Exception as error:  # sqlite and ASE raise several kinds for a file that is no ase.db
-        raise ChggenError(f"{path}: cannot read as an ase.db ({_first_line(error)})") from None
-    return [Record(atoms_to_structure(row.toatoms(), f"{path} row id {row.id}"), row.get("energy"),
+        raise ChggenError(f"{path}: cannot read as an ase.db ({first_line(error)})") from None
+    return [Record(from_atoms(row.toatoms(), f"{path} row id {row.id}"), row.get("energy"),
                    f"{path}#{row.id}", dict(row.key_value_pairs)) for row in rows]
 
 

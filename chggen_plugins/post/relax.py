@@ -24,7 +24,7 @@ import numpy as np
 from pymatgen.core import Lattice, Structure
 from tqdm import tqdm
 
-from ..errors import ChggenError
+from ..errors import ChggenError, first_line
 
 if TYPE_CHECKING:
     from chgnet.model import CHGNet
@@ -115,9 +115,8 @@ class Relaxer:
         try:
             return self._relax(structure)
         except Exception as error:  # any CHGNet/ASE failure on this structure; the batch goes on
-            message = str(error).strip().splitlines()[0] if str(error).strip() else ""
             return RelaxResult(None, None, None, None, None, 0, False,
-                               f"relaxation failed: {type(error).__name__}: {message}")
+                               f"relaxation failed: {type(error).__name__}: {first_line(error)}")
 
     def relax_many(self, structures: Iterable[Structure], progress: bool = False) -> list[RelaxResult]:
         """Relax each structure in turn; failures are recorded per structure."""

@@ -33,7 +33,7 @@ from pymatgen.core import Composition, Element, Structure
 from pymatgen.entries.computed_entries import ComputedEntry, ComputedStructureEntry
 from tqdm import tqdm
 
-from ..errors import ChggenError
+from ..errors import ChggenError, first_line
 from .relax import Relaxer
 
 DEFAULT_THRESHOLD = 0.1  # eV/atom: the campaign's screen
@@ -109,8 +109,7 @@ def load_entries(path: str | Path) -> list[ComputedEntry]:
     try:
         entries = loadfn(path)
     except Exception as error:  # json and monty raise several kinds for a file that is not entries
-        text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ChggenError(f"{path}: cannot read entries ({text})") from None
+        raise ChggenError(f"{path}: cannot read entries ({first_line(error)})") from None
     if not isinstance(entries, list) or not entries:
         raise ChggenError(f"{path}: expected a non-empty JSON list of ComputedEntry objects")
     bad = next((i for i, e in enumerate(entries) if not isinstance(e, ComputedEntry)), None)
@@ -136,8 +135,7 @@ def mp_entries(elements: Iterable[str], cache_dir: str | Path, api_key: str) -> 
             entries = rester.get_entries_in_chemsys(
                 list(symbols), additional_criteria={"thermo_types": list(MP_THERMO_TYPES)})
     except Exception as error:  # network, authentication and server errors all end the same way
-        text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ChggenError(f"Materials Project query for {'-'.join(symbols)} failed ({text})") from None
+        raise ChggenError(f"Materials Project query for {'-'.join(symbols)} failed ({first_line(error)})") from None
     cache.parent.mkdir(parents=True, exist_ok=True)
     dumpfn(list(entries), cache)
     return list(entries), cache

@@ -25,7 +25,7 @@ from typing import Any, Iterator
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from chggen_plugins.errors import ChggenError
+from chggen_plugins.errors import ChggenError, first_line
 from chggen_plugins.safe_load import load_checkpoint
 
 from .runtime import gemnet_scale_root, mattergen_module
@@ -108,7 +108,7 @@ def read_config(directory: Path) -> DictConfig:
             config = classes.MatterGenCheckpointInfo(model_path=str(directory)).config
     except Exception as error:  # hydra / yaml parse errors have no common base
         raise ChggenError(f"{directory / CONFIG_FILE}: cannot be read as a hydra config "
-                          f"({type(error).__name__}: {str(error).splitlines()[0]})") from None
+                          f"({type(error).__name__}: {first_line(error)})") from None
     if "lightning_module" not in config:
         raise ChggenError(f"{directory / CONFIG_FILE}: no 'lightning_module' section, so not a "
                           "MatterGen training config")
@@ -125,7 +125,7 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
         checkpoint = load_checkpoint(path)
     except Exception as error:  # truncated files raise RuntimeError, EOFError, UnpicklingError...
         raise ChggenError(f"{path}: not a readable torch checkpoint ({type(error).__name__}: "
-                          f"{str(error).splitlines()[0] if str(error) else 'no detail'})") from None
+                          f"{first_line(error)})") from None
     if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("state_dict"), dict):
         raise ChggenError(f"{path}: no 'state_dict' in it, so not a Lightning checkpoint")
     return checkpoint["state_dict"]
@@ -150,7 +150,7 @@ def checked_lightning_module(config: DictConfig, where: str) -> DictConfig:
     try:
         section = OmegaConf.to_container(config.lightning_module, resolve=True)
     except Exception as error:  # omegaconf's InterpolationResolutionError and kin
-        raise ChggenError(f"{where}: lightning_module cannot be resolved ({str(error).splitlines()[0]})") from None
+        raise ChggenError(f"{where}: lightning_module cannot be resolved ({first_line(error)})") from None
     for path, key, value in _walk(section, "lightning_module"):
         if key == "_target_" and (not isinstance(value, str) or value not in MODEL_TARGETS):
             raise ChggenError(f"{where}: {path} = {str(value)[:80]!r} is not one of MatterGen's model "
@@ -169,7 +169,7 @@ def build_module(config: DictConfig, where: str) -> torch.nn.Module:
             module = instantiate(section)
     except Exception as error:  # hydra wraps every failure in InstantiationException
         raise ChggenError(f"{where}: MatterGen could not build the model from lightning_module "
-                          f"({str(error).splitlines()[0]})") from None
+                          f"({first_line(error)})") from None
     if not isinstance(module, lightning.DiffusionLightningModule):
         raise ChggenError(f"{where}: lightning_module builds {type(module).__name__}, not MatterGen's "
                           "DiffusionLightningModule")
