@@ -166,6 +166,7 @@ def main() -> None:
                         help="weights to compare (repeat); default: the shipped ones")
     parser.add_argument("--levels", type=int, default=None, help="noise levels (default: each checkpoint's)")
     parser.add_argument("--correctors", type=int, default=None, help="Langevin steps per level (default: checkpoint's)")
+    parser.add_argument("--snr", type=float, default=None, help="corrector signal-to-noise ratio (default: checkpoint's)")
     parser.add_argument("--resamples", type=int, default=3)
     parser.add_argument("--samples", type=int, default=4, help="k: samples per held-out structure")
     parser.add_argument("--limit", type=int, default=0, help="use at most this many held-out structures")
@@ -188,7 +189,7 @@ def main() -> None:
     for label, path in weights:
         model = NativeScoreModel.load(Path(path))
         process = model.noise_process
-        models.append((label, model.with_levels(args.levels or process.num_levels, args.correctors)))
+        models.append((label, model.with_levels(args.levels or process.num_levels, args.correctors, args.snr)))
     first = models[0][1]
     val_fraction = first.metadata.get("train_settings", {}).get("val_fraction", 0.1)
     known = frozenset.intersection(*(model.elements for _, model in models))
@@ -197,7 +198,7 @@ def main() -> None:
     settings = SamplerSettings(jump_length=10, resamples=args.resamples)
     window = "" if args.energy_window is None else f" within {args.energy_window} eV/atom of their formula's lowest"
     ladders = "; ".join(f"{label} {m.noise_process.num_levels} levels, {m.noise_process.corrector_steps} "
-                        f"corrector steps" for label, m in models)
+                        f"corrector steps at snr {m.noise_process.snr}" for label, m in models)
     sizes = f", as supercells of >= {args.supercell_atoms} atoms" if args.supercell_atoms else ""
     print(f"{len(cases)} held-out structures{window}{sizes} ({sum(sum(c.guests.values()) for c in cases)} guests), "
           f"k = {args.samples}; {ladders} (untrained: as the first), j = 10, r = {args.resamples}; torch "
@@ -209,7 +210,7 @@ def main() -> None:
     relaxer = Relaxer() if args.relax else None
     rows: list[dict] = []
     untrained = NativeScoreModel.untrained(first.elements, first.network.config, seed=args.seed).with_levels(
-        first.noise_process.num_levels, first.noise_process.corrector_steps)
+        first.noise_process.num_levels, first.noise_process.corrector_steps, first.noise_process.snr)
     runs = [(label, model, False) for label, model in models] + \
         ([(f"{models[0][0]} symmetric", first, True)] if args.symmetric else []) + \
         ([] if args.skip_baselines else [("untrained", untrained, False)])

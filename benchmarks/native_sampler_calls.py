@@ -1,7 +1,8 @@
 """Inpainting quality against network calls for the native model (issue 16, item 4).
 
 One run sweeps the sampler: noise levels (50, 100, 200), Langevin corrector steps per level
-(0, 1, 2, 5) and RePaint resamples (1, 3), j = 10, on the held-out structures of
+(0, 1, 2, 5), the correctors' signal-to-noise ratio (the weights' own unless --snr lists others) and
+RePaint resamples (1, 3), j = 10, on the held-out structures of
 `native_inpainting_quality.py` (same cases, same guest rule). Per setting it prints the score calls
 per structure (counted), the wall time, and the before-relaxation quality over k samples: guests
 within 0.5 A of a true site, samples with every guest there, guest RMSD. Sorted by calls, with the
@@ -35,6 +36,7 @@ def main() -> None:
     parser.add_argument("--weights", type=Path, default=DEFAULT_WEIGHTS)
     parser.add_argument("--levels", type=int, nargs="+", default=[50, 100, 200])
     parser.add_argument("--correctors", type=int, nargs="+", default=[0, 1, 2, 5])
+    parser.add_argument("--snr", type=float, nargs="+", default=None, help="corrector snr (default: the weights')")
     parser.add_argument("--resamples", type=int, nargs="+", default=[1, 3])
     parser.add_argument("--samples", type=int, default=2, help="k: samples per held-out structure")
     parser.add_argument("--limit", type=int, default=0)
@@ -50,23 +52,25 @@ def main() -> None:
     print(f"{len(cases)} held-out structures, k = {args.samples}, j = 10; weights {args.weights}; torch "
           f"threads {args.threads}, OPENBLAS_NUM_THREADS {os.environ['OPENBLAS_NUM_THREADS']}", flush=True)
     rows = []
-    for levels, correctors, resamples in itertools.product(args.levels, args.correctors, args.resamples):
-        timed = TimedModel(model.with_levels(levels, correctors))
+    snrs = args.snr or [model.noise_process.snr]
+    for levels, correctors, snr, resamples in itertools.product(args.levels, args.correctors, snrs, args.resamples):
+        timed = TimedModel(model.with_levels(levels, correctors, snr))
         start = time.perf_counter()
         samples = inpainted(cases, timed, args.samples, SamplerSettings(10, resamples), args.seed)
         seconds = time.perf_counter() - start
         distances = [guest_distances(s, c.truth, c.guest) for c, group in zip(cases, samples) for s in group]
         flat = np.concatenate(distances)
-        rows.append((timed.calls, levels, correctors, resamples, np.mean(flat < WITHIN),
+        rows.append((timed.calls, levels, correctors, snr, resamples, np.mean(flat < WITHIN),
                      np.mean([d.max() < WITHIN for d in distances]), np.sqrt(np.mean(flat ** 2)), seconds))
-        print(f"  {levels} levels, {correctors} correctors, r = {resamples}: {timed.calls} calls, "
-              f"{rows[-1][4]:.3f} within 0.5 A, {seconds:.0f} s", flush=True)
-    print(f"\n{'calls':>6} {'levels':>6} {'corr':>4} {'r':>2} {'guests<.5':>9} {'all<.5':>7} {'RMSD':>6} {'seconds':>8}")
+        print(f"  {levels} levels, {correctors} correctors at snr {snr}, r = {resamples}: {timed.calls} calls, "
+              f"{rows[-1][5]:.3f} within 0.5 A, {seconds:.0f} s", flush=True)
+    print(f"\n{'calls':>6} {'levels':>6} {'corr':>4} {'snr':>5} {'r':>2} {'guests<.5':>9} {'all<.5':>7} {'RMSD':>6} "
+          f"{'seconds':>8}")
     best = -1.0
-    for calls, levels, correctors, resamples, within, every, rmsd, seconds in sorted(rows):
+    for calls, levels, correctors, snr, resamples, within, every, rmsd, seconds in sorted(rows):
         front = "*" if within > best else " "
         best = max(best, within)
-        print(f"{calls:>6} {levels:>6} {correctors:>4} {resamples:>2} {within:>9.3f} {every:>7.3f} "
+        print(f"{calls:>6} {levels:>6} {correctors:>4} {snr:>5.2f} {resamples:>2} {within:>9.3f} {every:>7.3f} "
               f"{rmsd:>6.2f} {seconds:>8.1f} {front}")
 
 

@@ -142,7 +142,8 @@ def cost_per_structure(reference: Structure, samples: int) -> None:
     settings = SamplerSettings(jump_length=10, resamples=3)
     print(f"\nper inpainted 20-atom structure (Si16 + 4 Li), j = 10, r = 3; first generation: 200 levels, 5 "
           f"correctors, first-form network; now: {shipped.noise_process.num_levels} levels, "
-          f"{shipped.noise_process.corrector_steps} correctors, the network as it is")
+          f"{shipped.noise_process.corrector_steps} correctors at snr {shipped.noise_process.snr}, the network "
+          "as it is")
     print(f"{'samples':>7} {'first calls':>11} {'first s/structure':>17} {'now calls':>9} {'now s/structure':>15} "
           f"{'cost now/first':>14}")
     for k in (1, samples):

@@ -76,14 +76,20 @@ def test_unseen_element_is_refused(tmp_path):
         inpaint(host, {"Zn": 1}, model)
 
 
-def test_with_levels_keeps_the_sigma_range_and_sets_correctors():
-    """A coarser ladder over the same sigma range, the same network; corrector steps as asked."""
+def test_with_levels_keeps_the_sigma_range_and_sets_correctors(tmp_path):
+    """A coarser ladder over the same sigma range, the same network; corrector steps and snr as
+    asked, kept by the checkpoint (they are the weights' sampling defaults)."""
     model = NativeScoreModel.untrained(frozenset({3, 14}), TINY)
-    coarse = model.with_levels(30, corrector_steps=1)
+    coarse = model.with_levels(30, corrector_steps=1, snr=0.7)
     assert coarse.network is model.network and coarse.noise_process.num_levels == 30
     assert coarse.noise_process.corrector_steps == 1 and model.noise_process.corrector_steps == 5
+    assert (coarse.noise_process.snr, model.noise_process.snr) == (0.7, 0.4)
     assert torch.allclose(coarse.noise_process.sigmas[[0, -1]], model.noise_process.sigmas[[0, -1]])
     assert model.with_levels(30).noise_process.corrector_steps == 5
+    assert coarse.with_levels(50).noise_process.snr == 0.7
+    coarse.save(tmp_path / "coarse.pt")
+    process = NativeScoreModel.load(tmp_path / "coarse.pt").noise_process
+    assert (process.num_levels, process.corrector_steps, process.snr) == (30, 1, 0.7)
 
 
 def test_native_inpaints_through_the_plugin(tmp_path):
@@ -181,7 +187,7 @@ def test_train_command_energy_window(tmp_path, capsys):
     argv = ["train", str(tmp_path / "data.extxyz"), "--out", str(tmp_path / "run"), "--steps", "2",
             "--batch-size", "2", "--eval-every", "2", "--features", "8", "--layers", "1",
             "--val-fraction", "0.3", "--energy-window", "0.02", "--device", "cpu", "--levels", "30",
-            "--correctors", "1", "--supercell-atoms", "20", "--supercell-fraction", "0.25", "-q"]
+            "--correctors", "1", "--snr", "0.6", "--supercell-atoms", "20", "--supercell-fraction", "0.25", "-q"]
     assert main(argv) == 0
     assert "10 structures (of 20, within 0.02 eV/atom" in capsys.readouterr().out
     trained = NativeScoreModel.load(tmp_path / "run" / "best.pt")
@@ -190,5 +196,6 @@ def test_train_command_energy_window(tmp_path, capsys):
     assert trained.metadata["train_settings"]["supercell_atoms"] == 20
     assert trained.metadata["train_settings"]["supercell_fraction"] == 0.25
     # the sampling defaults the weights carry; training drew from the full 200-level ladder regardless
-    assert (trained.noise_process.num_levels, trained.noise_process.corrector_steps) == (30, 1)
+    process = trained.noise_process
+    assert (process.num_levels, process.corrector_steps, process.snr) == (30, 1, 0.6)
     assert training_ladder(trained).num_levels == 200

@@ -48,6 +48,8 @@ def add_train_command(commands: argparse._SubParsersAction) -> None:
                              "full 200-level ladder over the network's sigma range); default 200")
     parser.add_argument("--correctors", type=int, default=None,
                         help="Langevin corrector steps per level the saved weights sample with by default; default 5")
+    parser.add_argument("--snr", type=float, default=None,
+                        help="signal-to-noise ratio of those corrector steps (step 2 (snr sigma)^2); default 0.4")
     parser.add_argument("--supercell-atoms", type=int, default=defaults.supercell_atoms, metavar="N",
                         help="draw training crystals of fewer atoms as supercells of at least N atoms "
                              "(copies noised independently, as in a large host); 0: never")
@@ -87,7 +89,8 @@ def run_train(args: argparse.Namespace) -> None:
     print(f"{len(structures)} structures{window} from {args.data}: {dict(systems)}; device {device}, "
           f"torch threads {torch.get_num_threads()}")
     model = train(structures, args.out, settings, config, recipe, progress=not args.quiet,
-                  sample_levels=args.levels, sample_correctors=args.correctors)
+                  sample_levels=args.levels, sample_correctors=args.correctors,
+                  sample_snr=args.snr)
     _, val = split_dataset(structures, settings.val_fraction)
     untrained = NativeScoreModel.untrained(model.elements, model.network.config, seed=settings.seed)
     print(f"best validation loss {model.metadata['val_loss']:.4f} at step {model.metadata['step']} "

@@ -65,13 +65,15 @@ class NativeScoreModel:
         torch.manual_seed(seed)
         return cls(ScoreNetwork(config), elements)
 
-    def with_levels(self, num_levels: int, corrector_steps: int | None = None) -> "NativeScoreModel":
+    def with_levels(self, num_levels: int, corrector_steps: int | None = None,
+                    snr: float | None = None) -> "NativeScoreModel":
         """The same network on a coarser or finer ladder over the same sigma range (and, if given,
-        another number of Langevin corrector steps per level): the network is conditioned on sigma
-        itself, so any ladder inside its training range is valid."""
+        another number of Langevin corrector steps per level or another corrector snr): the network
+        is conditioned on sigma itself, so any ladder inside its training range is valid."""
         process = self.noise_process
         correctors = process.corrector_steps if corrector_steps is None else corrector_steps
-        ladder = CartesianVE(float(process.sigmas[-1]), float(process.sigmas[0]), num_levels, correctors, process.snr)
+        ladder = CartesianVE(float(process.sigmas[-1]), float(process.sigmas[0]), num_levels, correctors,
+                             process.snr if snr is None else snr)
         return NativeScoreModel(self.network, self.elements, ladder, self.metadata)
 
     @property

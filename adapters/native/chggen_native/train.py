@@ -145,10 +145,10 @@ def _check_elements(model: NativeScoreModel, structures: Sequence[Structure]) ->
 def train(structures: Sequence[Structure], run_dir: Path, settings: TrainSettings = TrainSettings(),
           config: NetworkConfig = NetworkConfig(), recipe: dict | None = None,
           progress: bool = True, sample_levels: int | None = None,
-          sample_correctors: int | None = None) -> NativeScoreModel:
+          sample_correctors: int | None = None, sample_snr: float | None = None) -> NativeScoreModel:
     """Train (or resume training in `run_dir`) and return the best model by validation loss.
-    `sample_levels` / `sample_correctors`: the ladder the checkpoints record as the model's default
-    for sampling (None: as it is); training itself always draws from `training_ladder`."""
+    `sample_levels` / `sample_correctors` / `sample_snr`: the ladder the checkpoints record as the
+    model's default for sampling (None: as it is); training itself always draws from `training_ladder`."""
     if settings.supercell_atoms < 0 or not 0 <= settings.supercell_fraction <= 1:
         raise ChggenError(f"training: supercell atoms {settings.supercell_atoms} must be >= 0 and supercell "
                           f"fraction {settings.supercell_fraction} within 0..1")
@@ -166,9 +166,9 @@ def train(structures: Sequence[Structure], run_dir: Path, settings: TrainSetting
         model.metadata = {"data_recipe": recipe or {}, "train_settings": asdict(settings),
                           "train_structures": len(train_set), "val_structures": len(val_set)}
         state = None
-    if sample_levels is not None or sample_correctors is not None:  # the ladder checks its own values
+    if (sample_levels, sample_correctors, sample_snr) != (None, None, None):  # the ladder checks its values
         levels = model.noise_process.num_levels if sample_levels is None else sample_levels
-        model = model.with_levels(levels, sample_correctors)
+        model = model.with_levels(levels, sample_correctors, sample_snr)
     model.to(settings.device)
     model.network.train()
     optimizer = torch.optim.AdamW(model.network.parameters(), lr=settings.learning_rate)
