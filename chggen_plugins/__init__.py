@@ -6,7 +6,10 @@ import os
 # relaxation ran 6x faster with 1). It must be set before numpy loads; a user's own setting wins.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
+from .allocator import keep_freed_memory  # noqa: E402
 from .lazy import lazy_exports  # noqa: E402
+
+keep_freed_memory()  # torch's freed tensors stay mapped between score calls (allocator.py says why)
 
 # Imported on first use: the CLI and the plugin registry import this package without needing torch.
 _EXPORTS = {"ChggenError": ".errors", "CrystalBatch": ".protocol", "InpaintTask": ".batch",
