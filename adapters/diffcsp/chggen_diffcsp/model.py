@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from chggen_plugins.errors import ChggenError
+from chggen_plugins.errors import ChggenError, first_line
 from chggen_plugins.protocol import CrystalBatch
 from chggen_plugins.safe_load import load_checkpoint
 
@@ -80,7 +80,7 @@ class DiffCSPScoreModel:
             checkpoint = load_checkpoint(run.checkpoint)
         except Exception as error:  # a truncated or foreign file fails deep inside torch/pickle
             raise ChggenError(f"{run.checkpoint}: not a readable torch checkpoint "
-                              f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})") from None
+                              f"({type(error).__name__}: {first_line(error)})") from None
         state = checkpoint.get("state_dict") if isinstance(checkpoint, dict) else None
         network = DiffCSPNetwork(run.network)
         load_weights(network, state, str(run.checkpoint))

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from chggen_plugins.errors import ChggenError
+from chggen_plugins.errors import ChggenError, first_line
 
 from .network import CSPNetConfig
 
@@ -84,7 +84,7 @@ class _Config:
         try:
             self.root = yaml.safe_load(path.read_text())
         except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
-            raise ChggenError(f"{path}: not a readable YAML file ({str(error).splitlines()[0]})") from None
+            raise ChggenError(f"{path}: not a readable YAML file ({first_line(error)})") from None
         if not isinstance(self.root, dict) or not isinstance(self.root.get("model"), dict):
             raise ChggenError(f"{path}: no 'model' section; is this a DiffCSP hparams.yaml?")
 

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from chggen_plugins.errors import ChggenError
+from chggen_plugins.errors import ChggenError, first_line
 from chggen_plugins.protocol import CrystalBatch
 from chggen_plugins.sampling.noise import CartesianVE
 
@@ -153,8 +153,7 @@ def _what_it_is(path: Path, error: Exception) -> str:
     if not head:
         return "the file is empty"
     if zipfile.is_zipfile(path):
-        message = str(error).strip().splitlines()
-        return f"a zip archive, but not the one torch.save writes ({message[0] if message else type(error).__name__})"
+        return f"a zip archive, but not the one torch.save writes ({first_line(error)})"
     if head.startswith(b"\x80"):
         return "a pickle that torch's safe (weights-only) loader refuses, not the zip archive torch.save writes"
     try:
