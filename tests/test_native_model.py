@@ -199,3 +199,12 @@ def test_train_command_energy_window(tmp_path, capsys):
     process = trained.noise_process
     assert (process.num_levels, process.corrector_steps, process.snr) == (30, 1, 0.6)
     assert training_ladder(trained).num_levels == 200
+
+
+def test_train_help_states_each_default_once(capsys):
+    """Options left to the weights say their default in words, not as '(default: None)'."""
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "default: None" not in text
+    assert "snr sigma)^2); default 0.4" in text and "decay over them) (default: 20000)" in text

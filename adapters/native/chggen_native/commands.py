@@ -14,7 +14,11 @@ from .settings import NetworkConfig, TrainSettings
 
 
 class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    """Keeps the example's line breaks and shows every default."""
+    """Keeps the example's line breaks and shows every default; an option whose default is None
+    ("as the weights have it") says its default in its own help instead of "(default: None)"."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        return action.help if action.default is None else super()._get_help_string(action)
 
 
 def add_train_command(commands: argparse._SubParsersAction) -> None:
