@@ -50,7 +50,7 @@ from .provenance import model_provenance
 from .report import _save, write_csv
 from .sampling.inpaint import SamplerSettings
 from .store import ResultStore, StoredResult
-from .structures import StructureLike, to_structure
+from .structures import StructureLike, atomic_radius, to_structure
 from .workflow import STORE_NAME, Shard, run_shard
 from .wyckoff import NoSymmetricPlacement
 
@@ -92,7 +92,7 @@ def max_guests(host: Structure, guest: str) -> int:
     atomic radius. Generous (relaxation may still swell the cell), but beyond it inpainting into the
     fixed cell can only make overlapping atoms that relaxation sets aside."""
     def sphere(element: Element) -> float:
-        return 4 / 3 * math.pi * float(element.atomic_radius or element.atomic_radius_calculated or 1.5) ** 3
+        return 4 / 3 * math.pi * atomic_radius(element) ** 3
 
     free = host.volume - sum(sphere(site.specie) for site in host)
     return max(0, math.floor(free / sphere(Element(guest))))

@@ -11,7 +11,7 @@ import numpy as np
 from ase import Atoms
 from ase.io.formats import UnknownFileTypeError, extension2format, filetype, ioformats
 from monty.io import zopen
-from pymatgen.core import Lattice, Structure
+from pymatgen.core import Element, Lattice, Structure
 from pymatgen.io.ase import AseAtomsAdaptor
 from pymatgen.io.cif import CifParser
 
@@ -164,6 +164,15 @@ def from_atoms(atoms: Atoms, where: str) -> Structure:
         raise ChggenError(f"{where}: not a periodic 3D crystal (pbc={atoms.pbc.tolist()}, cell rank "
                           f"{atoms.cell.rank}); a crystal needs a full cell")
     return AseAtomsAdaptor.get_structure(atoms)
+
+
+def atomic_radius(element: Element) -> float:
+    """Tabulated atomic radius (A), else pymatgen's calculated one, else 1.5 A. pymatgen warns on
+    every missing value (Cf has neither, and AFLOW prototypes use it), which would reach a user as a
+    stray library line, so that warning is silenced here."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return float(element.atomic_radius or element.atomic_radius_calculated or 1.5)
 
 
 def to_atoms(structure: Structure) -> Atoms:

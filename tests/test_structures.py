@@ -100,3 +100,14 @@ def test_a_library_error_contributes_its_first_line_or_its_name():
     # on an exception raised without a message
     assert first_line(ValueError("  bad token at line 3\n  context\n")) == "bad token at line 3"
     assert first_line(EOFError()) == "EOFError"
+
+
+def test_atomic_radius_falls_back_without_a_library_warning():
+    from pymatgen.core import Element
+
+    from chggen_plugins.structures import atomic_radius
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")     # pymatgen's "No data available" would fail here
+        assert atomic_radius(Element("Cf")) == 1.5
+        assert atomic_radius(Element("Li")) == 1.45

@@ -19,6 +19,7 @@ from functools import cache
 from pymatgen.analysis.prototypes import AFLOW_PROTOTYPE_LIBRARY
 from pymatgen.core import Composition, Element, Structure
 
+from ..structures import atomic_radius
 from .systems import ChemicalSystem, charge_fits, formula
 
 
@@ -35,10 +36,6 @@ class Decoration:
 @cache
 def _primitive(index: int) -> Structure:
     return AFLOW_PROTOTYPE_LIBRARY[index]["snl"].structure.get_primitive_structure()
-
-
-def _radius(element: Element) -> float:
-    return float(element.atomic_radius or element.atomic_radius_calculated or 1.5)
 
 
 def decorations(system: ChemicalSystem, max_atoms: int) -> list[Decoration]:
@@ -71,8 +68,8 @@ def decorate(decoration: Decoration) -> Structure:
     """The prototype's primitive cell with new species, volume scaled by the atomic-volume ratio."""
     structure = _primitive(decoration.index).copy()
     mapping = dict(decoration.mapping)
-    old_volume = sum(_radius(site.specie) ** 3 for site in structure)
+    old_volume = sum(atomic_radius(site.specie) ** 3 for site in structure)
     structure.replace_species({Element(o): Element(n) for o, n in mapping.items()})
-    new_volume = sum(_radius(site.specie) ** 3 for site in structure)
+    new_volume = sum(atomic_radius(site.specie) ** 3 for site in structure)
     structure.scale_lattice(structure.volume * new_volume / old_volume)
     return structure
