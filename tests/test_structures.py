@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from ase.io import write
-from pymatgen.core import Lattice, Structure
+from pymatgen.core import Element, Lattice, Structure
 from pymatgen.io.ase import AseAtomsAdaptor
 
 from chggen_plugins.cli import main
 from chggen_plugins.errors import ChggenError, ChggenWarning, first_line
-from chggen_plugins.structures import read_structure, to_structure
+from chggen_plugins.structures import atomic_radius, read_structure, to_structure
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 SI_CIF = (EXAMPLES / "si_host.cif").read_text()
@@ -103,10 +103,6 @@ def test_a_library_error_contributes_its_first_line_or_its_name():
 
 
 def test_atomic_radius_falls_back_without_a_library_warning():
-    from pymatgen.core import Element
-
-    from chggen_plugins.structures import atomic_radius
-
     with warnings.catch_warnings():
         warnings.simplefilter("error")     # pymatgen's "No data available" would fail here
         assert atomic_radius(Element("Cf")) == 1.5

@@ -50,7 +50,7 @@ from pyxtal import pyxtal
 from pyxtal.symmetry import Group
 from tqdm import tqdm
 
-from ..errors import ChggenError
+from ..errors import ChggenError, first_line
 from ..post.relax import MAX_STEPS, Relaxer, closest_pair
 from ..structures import from_atoms
 from .prototypes import Decoration, decorate, decorations
@@ -212,7 +212,7 @@ def _attempt(task: Task, relaxer: Relaxer, store: _Store, max_atoms: int) -> tup
     try:
         start = decorate(task.decoration) if task.decoration else random_start(task, max_atoms)
     except Exception as error:  # PyXtal and pymatgen raise many kinds; the task is recorded, not fatal
-        return "no_start", f"{type(error).__name__}: {error}".splitlines()[0], 0, 0
+        return "no_start", f"{type(error).__name__}: {first_line(error)}", 0, 0
     result = relaxer.relax(start)
     if result.error is not None:
         outcome = "set_aside" if result.error.startswith("set aside") else "failed"
