@@ -4,7 +4,9 @@ Held-out relaxed structures (optionally only those near their formula's lowest e
 training split's own content hash, so no weights compared here were
 trained on them) lose their guest species (Zn where present, else Li); each framework gets k guest
 sets back from every method, side by side in one run:
-- each `--weights LABEL=PATH` (default: the shipped weights), free inpainting;
+- each `--weights LABEL=PATH[:LEVELS/CORRECTORS/R]` (default: the shipped weights, on their own
+  ladder and r = 3, or r = 1 for host-conditioned weights), free inpainting; the same weights may
+  be listed several times with different samplers (quality against network calls);
 - the first weights with symmetric (Wyckoff) inpainting, when `--symmetric` (a host whose counts
   fit no orbit combination counts as not recovered);
 - the same network untrained;
@@ -18,6 +20,8 @@ positions) and a structure is *recovered* when one of its k samples matches the 
 
 Run: python benchmarks/native_inpainting_quality.py data/dataset --relax --limit 30 \
          [--weights new=runs/x/best.pt --weights shipped=adapters/native/chggen_native/weights/native.pt]
+         [--weights new-50=runs/x/best.pt:25/1/1] [--summary results.json]
+`--summary` writes every method's figures with the git commit and the settings (JSON).
 """
 
 import os
@@ -26,6 +30,8 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
 import csv  # noqa: E402
+import json  # noqa: E402
+import subprocess  # noqa: E402
 import time  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -45,6 +51,7 @@ from chggen_plugins.errors import ChggenError  # noqa: E402
 from chggen_plugins.host import strip_guests  # noqa: E402
 from chggen_plugins.post.relax import Relaxer  # noqa: E402
 from chggen_plugins.sampling.inpaint import SamplerSettings  # noqa: E402
+from chggen_plugins.sampling.schedule import repaint_schedule  # noqa: E402
 
 WITHIN = 0.5            # A
 ENERGY_TOLERANCE = 1e-3  # eV/atom
@@ -142,32 +149,58 @@ def recovered(case: Case, samples: list[Structure], relaxer: Relaxer) -> tuple[b
     return match, lower
 
 
+def calls_per_sample(model, settings: SamplerSettings) -> int:
+    """Network calls one sample costs: a predictor per reverse step, correctors at every level above -1."""
+    process, settings = model.noise_process, settings.for_model(model)
+    reverse = sum(a > b for a, b in repaint_schedule(process.num_levels, settings.jump_length, settings.resamples))
+    return reverse + (reverse - 1) * process.corrector_steps
+
+
 def report(name: str, cases: list[Case], samples: list[list[Structure]], sample_seconds: float,
-           relaxer: Relaxer | None, rows: list[dict]) -> None:
+           relaxer: Relaxer | None, rows: list[dict], calls: int = 0) -> dict:
     distances = [guest_distances(s, case.truth, case.guest) for case, group in zip(cases, samples) for s in group]
     flat = np.concatenate(distances) if distances else np.array([np.inf])
-    line = (f"{name:<20} {np.mean(flat < WITHIN):>8.3f} {np.mean([d.max() < WITHIN for d in distances] or [0]):>8.3f} "
-            f"{np.sqrt(np.mean(flat ** 2)):>7.2f} {sample_seconds:>8.1f}")
+    figures = {"method": name, "calls": calls, "guests_within": float(np.mean(flat < WITHIN)),
+               "all_within": float(np.mean([d.max() < WITHIN for d in distances] or [0])),
+               "rmsd_A": float(np.sqrt(np.mean(flat ** 2))), "sample_s": round(sample_seconds, 1)}
+    line = (f"{name:<20} {calls:>6} {figures['guests_within']:>8.3f} {figures['all_within']:>8.3f} "
+            f"{figures['rmsd_A']:>7.2f} {sample_seconds:>8.1f}")
     if relaxer is not None:
         start = time.perf_counter()
         outcomes = [recovered(case, group, relaxer) for case, group in zip(cases, samples)]
         for case, group, (match, lower) in zip(cases, samples, outcomes):
             rows.append({"method": name, "formula": case.truth.composition.formula.replace(" ", ""),
                          "samples": len(group), "match": match, "lower_energy": lower})
-        line += (f" {np.mean([m for m, _ in outcomes]):>7.3f} {np.mean([e for _, e in outcomes]):>7.3f} "
-                 f"{np.mean([m or e for m, e in outcomes]):>9.3f} {time.perf_counter() - start:>8.1f}")
+        figures.update(match=float(np.mean([m for m, _ in outcomes])), lower=float(np.mean([e for _, e in outcomes])),
+                       recovered=float(np.mean([m or e for m, e in outcomes])),
+                       relax_s=round(time.perf_counter() - start, 1))
+        line += (f" {figures['match']:>7.3f} {figures['lower']:>7.3f} {figures['recovered']:>9.3f} "
+                 f"{figures['relax_s']:>8.1f}")
     print(line, flush=True)
+    return figures
+
+
+def parse_weights(spec: str) -> tuple[str, str, tuple[int, int, int] | None]:
+    """LABEL=PATH[:LEVELS/CORRECTORS/R] -> (label, path, sampler or None)."""
+    label, path = spec.split("=", 1) if "=" in spec else (Path(spec).stem, spec)
+    path, _, sampler = path.partition(":")
+    if not sampler:
+        return label, path, None
+    levels, correctors, resamples = (int(v) for v in sampler.split("/"))
+    return label, path, (levels, correctors, resamples)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("data", type=Path)
-    parser.add_argument("--weights", action="append", default=[], metavar="LABEL=PATH",
-                        help="weights to compare (repeat); default: the shipped ones")
+    parser.add_argument("--weights", action="append", default=[], metavar="LABEL=PATH[:L/C/R]",
+                        help="weights to compare (repeat), optionally on L levels, C correctors, RePaint r; "
+                             "default: the shipped ones")
     parser.add_argument("--levels", type=int, default=None, help="noise levels (default: each checkpoint's)")
     parser.add_argument("--correctors", type=int, default=None, help="Langevin steps per level (default: checkpoint's)")
     parser.add_argument("--snr", type=float, default=None, help="corrector signal-to-noise ratio (default: checkpoint's)")
-    parser.add_argument("--resamples", type=int, default=3)
+    parser.add_argument("--resamples", type=int, default=None,
+                        help="RePaint r where a --weights entry names none (default: each model's, 3 or 1)")
     parser.add_argument("--samples", type=int, default=4, help="k: samples per held-out structure")
     parser.add_argument("--limit", type=int, default=0, help="use at most this many held-out structures")
     parser.add_argument("--energy-window", type=float, default=None,
@@ -178,32 +211,37 @@ def main() -> None:
     parser.add_argument("--symmetric", action="store_true", help="add symmetric inpainting (first weights)")
     parser.add_argument("--skip-baselines", action="store_true", help="leave out the untrained network and random guests")
     parser.add_argument("--out", type=Path, default=None, help="CSV of per-structure recoveries")
+    parser.add_argument("--summary", type=Path, default=None, help="JSON of every method's figures, commit, settings")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    weights = [w.split("=", 1) if "=" in w else (Path(w).stem, w) for w in args.weights] or \
-        [("shipped", str(DEFAULT_WEIGHTS))]
-    models = []
-    for label, path in weights:
+    weights = [parse_weights(w) for w in args.weights] or [("shipped", str(DEFAULT_WEIGHTS), None)]
+    models, samplers = [], {}
+    for label, path, sampler in weights:
         model = NativeScoreModel.load(Path(path))
         process = model.noise_process
-        models.append((label, model.with_levels(args.levels or process.num_levels, args.correctors, args.snr)))
+        if sampler is None:
+            models.append((label, model.with_levels(args.levels or process.num_levels, args.correctors, args.snr)))
+            samplers[label] = SamplerSettings(10, args.resamples)
+        else:
+            models.append((label, model.with_levels(sampler[0], sampler[1], args.snr)))
+            samplers[label] = SamplerSettings(10, sampler[2])
     first = models[0][1]
     val_fraction = first.metadata.get("train_settings", {}).get("val_fraction", 0.1)
     known = frozenset.intersection(*(model.elements for _, model in models))
     # only structures every compared model knows
     cases = held_out_cases(args.data, val_fraction, args.limit, args.energy_window, known, args.supercell_atoms)
-    settings = SamplerSettings(jump_length=10, resamples=args.resamples)
     window = "" if args.energy_window is None else f" within {args.energy_window} eV/atom of their formula's lowest"
     ladders = "; ".join(f"{label} {m.noise_process.num_levels} levels, {m.noise_process.corrector_steps} "
-                        f"corrector steps at snr {m.noise_process.snr}" for label, m in models)
+                        f"corrector steps at snr {m.noise_process.snr}, r = {samplers[label].for_model(m).resamples}"
+                        for label, m in models)
     sizes = f", as supercells of >= {args.supercell_atoms} atoms" if args.supercell_atoms else ""
     print(f"{len(cases)} held-out structures{window}{sizes} ({sum(sum(c.guests.values()) for c in cases)} guests), "
-          f"k = {args.samples}; {ladders} (untrained: as the first), j = 10, r = {args.resamples}; torch "
+          f"k = {args.samples}; {ladders} (untrained: as the first), j = 10; torch "
           f"threads {args.threads}, OPENBLAS_NUM_THREADS {os.environ['OPENBLAS_NUM_THREADS']}")
-    header = f"{'method':<20} {'guests<.5':>8} {'all<.5':>8} {'RMSD':>7} {'sample s':>8}"
+    header = f"{'method':<20} {'calls':>6} {'guests<.5':>8} {'all<.5':>8} {'RMSD':>7} {'sample s':>8}"
     if args.relax:
         header += f" {'match':>7} {'E<=ref':>7} {'recovered':>9} {'relax s':>8}"
     print(header)
@@ -211,16 +249,27 @@ def main() -> None:
     rows: list[dict] = []
     untrained = NativeScoreModel.untrained(first.elements, first.network.config, seed=args.seed).with_levels(
         first.noise_process.num_levels, first.noise_process.corrector_steps, first.noise_process.snr)
-    runs = [(label, model, False) for label, model in models] + \
-        ([(f"{models[0][0]} symmetric", first, True)] if args.symmetric else []) + \
-        ([] if args.skip_baselines else [("untrained", untrained, False)])
-    for name, model, symmetric in runs:
+    first_settings = samplers[models[0][0]]
+    runs = [(label, model, False, samplers[label]) for label, model in models] + \
+        ([(f"{models[0][0]} symmetric", first, True, first_settings)] if args.symmetric else []) + \
+        ([] if args.skip_baselines else [("untrained", untrained, False, first_settings)])
+    results = []
+    for name, model, symmetric, settings in runs:
         start = time.perf_counter()
         samples = inpainted(cases, model, args.samples, settings, args.seed, symmetric)
-        report(name, cases, samples, time.perf_counter() - start, relaxer, rows)
+        results.append(report(name, cases, samples, time.perf_counter() - start, relaxer, rows,
+                              calls_per_sample(model, settings)))
     if not args.skip_baselines:
         rng = np.random.default_rng(args.seed)
-        report("uniform random", cases, [random_guests(c, args.samples, rng) for c in cases], 0.0, relaxer, rows)
+        results.append(report("uniform random", cases, [random_guests(c, args.samples, rng) for c in cases], 0.0,
+                              relaxer, rows))
+    if args.summary:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+        args.summary.write_text(json.dumps({
+            "commit": commit, "date": time.strftime("%Y-%m-%d"), "cases": len(cases),
+            "settings": {key: str(value) for key, value in vars(args).items()},
+            "torch_threads": args.threads, "openblas_threads": os.environ["OPENBLAS_NUM_THREADS"],
+            "results": results}, indent=1))
     if args.out and rows:
         with open(args.out, "w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=list(rows[0]))

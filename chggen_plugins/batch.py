@@ -36,6 +36,9 @@ class InpaintTask:
     `symmetric=True` puts the guests on Wyckoff orbits of the host's space group (or of its largest
     subgroup that fits the counts, or of `space_group`), drawn afresh for every sample unless
     `wyckoff` names them ({"Li": ["4b"]}).
+    `start`: a placement of the guests to refine (partial regeneration, `sample(start_level=)`): a
+    structure in the host's cell whose sites of the guest species, apart from the host's own, are
+    the guests, as many of each as `guests` asks.
     """
 
     host: Structure
@@ -45,8 +48,10 @@ class InpaintTask:
     symmetric: bool = False
     space_group: int | None = None
     wyckoff: Mapping[str, Sequence[str]] | None = None
+    start: Structure | None = None
     guest_numbers: list[int] = field(init=False, repr=False)
     plan: GuestPlan | None = field(init=False, repr=False)
+    start_coords: np.ndarray | None = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         where = self.label or "task"
@@ -62,10 +67,41 @@ class InpaintTask:
         object.__setattr__(self, "guest_numbers", numbers)
         object.__setattr__(self, "plan", plan_guests(self.host, guests, self.space_group,
                                                    wyckoff=self.wyckoff) if self.symmetric else None)
+        if self.start is not None and self.symmetric:
+            raise ChggenError(f"{where}: a start placement and symmetric inpainting do not go together")
+        object.__setattr__(self, "start_coords", None if self.start is None else
+                           guest_placement(self.start, self.host, numbers, f"{where}: start"))
 
     @property
     def atomic_numbers(self) -> list[int]:
         return list(self.host.atomic_numbers) + self.guest_numbers
+
+
+def guest_placement(start: Structure, host: Structure, guest_numbers: list[int], where: str) -> np.ndarray:
+    """[n_guests, 3] fractional coordinates of the guests in `start`, in the order of `guest_numbers`.
+
+    `start` must share the host's cell; its sites of the guest species that do not sit on a host site
+    of the same species (within 0.01 A) are the guests, taken in the order they appear.
+    """
+    if not np.allclose(start.lattice.matrix, host.lattice.matrix, atol=1e-4):
+        raise ChggenError(f"{where}: its cell {np.round(start.lattice.abc, 4).tolist()} A is not the host's "
+                          f"{np.round(host.lattice.abc, 4).tolist()} A")
+    wanted = {z: guest_numbers.count(z) for z in dict.fromkeys(guest_numbers)}
+    found: dict[int, list[np.ndarray]] = {z: [] for z in wanted}
+    for site in start:
+        z = site.specie.Z
+        if z not in wanted:
+            continue
+        same = [s.frac_coords for s in host if s.specie.Z == z]
+        if same and host.lattice.get_all_distances([site.frac_coords], same).min() < 0.01:
+            continue
+        found[z].append(site.frac_coords)
+    for z, count in wanted.items():
+        if len(found[z]) != count:
+            raise ChggenError(f"{where}: has {len(found[z])} {Element.from_Z(z).symbol} guest site(s), "
+                              f"the task asks for {count}")
+    taken = {z: iter(coords) for z, coords in found.items()}
+    return np.array([next(taken[z]) for z in guest_numbers], dtype=np.float64).reshape(-1, 3)
 
 
 def _assemble(crystals: list[tuple[torch.Tensor, torch.Tensor, list[int], int]]) -> CrystalBatch:
@@ -93,7 +129,9 @@ def tasks_to_batch(tasks: list[InpaintTask]) -> CrystalBatch:
     """Every sample of every task as one crystal: host atoms first (fixed), then guests (free)."""
     crystals = []
     for task in tasks:
-        frac = torch.cat([_frac(task.host), torch.zeros(len(task.guest_numbers), 3, dtype=torch.float64)])
+        guests = torch.zeros(len(task.guest_numbers), 3, dtype=torch.float64) if task.start_coords is None \
+            else torch.from_numpy(task.start_coords)
+        frac = torch.cat([_frac(task.host), guests])
         crystals += [(frac, _lattice(task.host), task.atomic_numbers, len(task.host))] * task.n_samples
     return _assemble(crystals)
 

@@ -100,7 +100,8 @@ def cmd_inpaint(args: argparse.Namespace) -> None:
     samples = inpaint(host, guests, model, n_samples=args.samples, seed=seed,
                       jump_length=args.jump_length, resamples=args.resamples, device=args.device,
                       progress=not args.quiet, symmetric=args.symmetric, space_group=args.space_group,
-                      levels=args.levels)
+                      levels=args.levels, start=None if args.start is None else read_structure(Path(args.start)),
+                      start_sigma=args.start_sigma)
     if args.symmetric:
         first = samples[0].properties
         kept = first["guest_space_group_symbol"]
@@ -198,7 +199,7 @@ def _add_sample_and_relax_options(parser: argparse.ArgumentParser) -> None:
     """The options every generate-then-relax command shares (intercalate, order)."""
     parser.add_argument("--seed", type=int, default=0, help="random seed: same seed, same structures (default 0)")
     parser.add_argument("--jump-length", type=int, default=10, help="RePaint jump length j (default 10)")
-    parser.add_argument("--resamples", type=int, default=3, help="RePaint resamples r; 1 = off (default 3)")
+    parser.add_argument("--resamples", type=int, default=None, help="RePaint resamples r; 1 = off (default: 3, or 1 for a host-conditioned model)")
     parser.add_argument("--fmax", type=float, default=0.1, help="CHGNet relaxation fmax, eV/A (default 0.1)")
     parser.add_argument("--max-steps", type=int, default=500, help="FIRE steps per relaxation (default 500)")
     parser.add_argument("--device", default="cpu", help="torch device of the score model (default cpu)")
@@ -238,12 +239,17 @@ def build_parser() -> argparse.ArgumentParser:
     paint.add_argument("--out", required=True, help="output file: .extxyz/.xyz (all samples) or .cif")
     paint.add_argument("--seed", type=int, default=None, help="random seed: same seed, same structures")
     paint.add_argument("--jump-length", type=int, default=10, help="RePaint jump length j (default 10)")
-    paint.add_argument("--resamples", type=int, default=3,
-                       help="RePaint resamples r; 1 turns resampling off (default 3)")
+    paint.add_argument("--resamples", type=int, default=None, help="RePaint resamples r; 1 = off (default: 3, or 1 for a host-conditioned model)")
     paint.add_argument("--levels", type=int, default=None, metavar="N",
                        help="noise levels of the sampler's ladder over the model's sigma range, for "
                             "models conditioned on sigma (native, mattergen, analytic); DiffCSP's "
                             "ladder is fixed by its checkpoint (default: the model's own)")
+    paint.add_argument("--start", default=None, metavar="GUESS",
+                       help="refine a placement instead of sampling from nothing: a structure file in the "
+                            "host's cell whose guest-species sites (apart from the host's) are the guests")
+    paint.add_argument("--start-sigma", type=float, default=None, metavar="SIGMA",
+                       help="with --start: noise put on the placement before refining it, in the model's "
+                            "units (A for native; fractional for DiffCSP/MatterGen), e.g. 0.5")
     paint.add_argument("--symmetric", action="store_true",
                        help="keep the host's space group: guests on its Wyckoff orbits (or on those of "
                             "its largest subgroup that fits the counts); a host that is P1/P-1 at "

@@ -17,7 +17,8 @@ are relative to the config file. A full example with every key and its default:
 
     [sampler]                        # noise levels come from the model
     jump_length = 10                 # RePaint jump length j (inpainting)
-    resamples = 3                    # RePaint resamples r (inpainting; 1 = off)
+    resamples = 3                    # RePaint resamples r (inpainting; 1 = off; left out: 3, or 1 for
+                                     # a host-conditioned model)
     unconditional_resamples = 1      # r for unconditional generation
     batch_size = 64                  # crystals per sampler run
 
@@ -113,7 +114,7 @@ class ModelConfig:
 @dataclass(frozen=True)
 class SamplerConfig:
     jump_length: int
-    resamples: int
+    resamples: int | None            # None: the model's default (sampling.inpaint.default_resamples)
     unconditional_resamples: int
     batch_size: int
 
@@ -293,7 +294,7 @@ class _Table:
 
     def positive(self, name: str, kind: str, default: Any, minimum: float = 1) -> Any:
         value = self.get(name, kind, default)
-        if value < minimum:
+        if value is not None and value < minimum:
             raise self.error(name, f"must be >= {minimum:g}, got {value!r}")
         return value
 
@@ -389,7 +390,7 @@ def load_config(path: str | Path) -> CampaignConfig:
 
     sampler = top.table("sampler")
     sampler_config = SamplerConfig(sampler.positive("jump_length", "int", 10),
-                                   sampler.positive("resamples", "int", 3),
+                                   sampler.positive("resamples", "int", None),
                                    sampler.positive("unconditional_resamples", "int", 1),
                                    sampler.positive("batch_size", "int", 64))
     sampler.done()

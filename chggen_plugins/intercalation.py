@@ -167,7 +167,7 @@ class Sweep:
     def __init__(self, host: StructureLike, guest: str, counts: Sequence[int], model: ModelLike,
                  out: str | Path, samples: int = 4, supercell: str | Sequence[int] = (1, 1, 1), *,
                  model_source: str | None = None, levels: int | None = None, seed: int = 0,
-                 jump_length: int = 10, resamples: int = 3, fmax: float = FMAX, max_steps: int = MAX_STEPS,
+                 jump_length: int = 10, resamples: int | None = None, fmax: float = FMAX, max_steps: int = MAX_STEPS,
                  reference: StructureLike | None = None, strip: bool = False, symmetric: bool = False,
                  relaxer: Relaxer | None = None, device: str = "cpu", progress: bool = True,
                  on_result: Callable[[StoredResult], None] | None = None) -> None:
@@ -191,7 +191,8 @@ class Sweep:
         if self.reference is not None and self.reference.composition.reduced_formula != guest:
             raise ChggenError(f"reference: {self.reference.composition.formula} is not elemental {guest}")
         self.relaxer = relaxer if relaxer is not None else Relaxer(fmax, max_steps)
-        self.settings = SamplerSettings(jump_length, resamples)
+        self.settings = SamplerSettings(jump_length, resamples).for_model(self.model)
+        resamples = self.settings.resamples
         provenance = model_provenance(self.model)
         levels_used = self.model.noise_process.num_levels
         self.fingerprint = {

@@ -257,7 +257,7 @@ class Ordering:
     def __init__(self, source: StructureLike | str | Path, model: ModelLike | None, out: str | Path,
                  samples: int = 8, supercell: str | Sequence[int] | None = None, *,
                  methods: Sequence[str] = MODEL_METHODS, keep: int | None = None, model_source: str | None = None,
-                 levels: int | None = None, seed: int = 0, jump_length: int = 10, resamples: int = 3,
+                 levels: int | None = None, seed: int = 0, jump_length: int = 10, resamples: int | None = None,
                  width: float = WIDTH, site_pull: float = 0.0, oxidation_states: dict[str, float] | None = None, fmax: float = FMAX,
                  max_steps: int = MAX_STEPS, relaxer: Relaxer | None = None, device: str = "cpu",
                  progress: bool = True, on_result: Callable[[StoredResult], None] | None = None) -> None:
@@ -292,6 +292,9 @@ class Ordering:
             levels_used = self.model.noise_process.num_levels
         self.relaxer = relaxer if relaxer is not None else Relaxer(fmax, max_steps)
         self.settings = SamplerSettings(jump_length, resamples)
+        if self.model is not None:
+            self.settings = self.settings.for_model(self.model)
+            resamples = self.settings.resamples
         states = ",".join(f"{s}:{v:g}" for s, v in sorted((oxidation_states or {}).items())) or "bv"
         self.fingerprint = {
             "kind": "ordering", "structure": _occupancy_digest(self.problem.disordered), "supercell": self.problem.cell,

@@ -14,7 +14,7 @@ from .devices import check_device
 from .errors import ChggenError
 from .plugins import load_model
 from .protocol import ScoreModel
-from .sampling.inpaint import SamplerSettings, sample
+from .sampling.inpaint import SamplerSettings, sample, start_level_of
 from .structures import StructureLike, check_lattice, to_atoms, to_structure
 
 ModelLike = Union[ScoreModel, str]
@@ -53,15 +53,24 @@ def check_elements(model: ScoreModel, tasks: Sequence[InpaintTask]) -> None:
 
 def sample_tasks(tasks: Sequence[InpaintTask], model: ModelLike, seed: int | None = None,
                  settings: SamplerSettings = SamplerSettings(), device: str = "cpu",
-                 progress: bool = False, levels: int | None = None) -> list[list[Structure]]:
+                 progress: bool = False, levels: int | None = None,
+                 start_sigma: float | None = None) -> list[list[Structure]]:
     """All samples of all tasks in one batch (one score call per step); a list of samples per task.
 
     Symmetric and free tasks share the batch. The same seed, tasks and model give bit-identical
     structures on CPU (the seed also draws the Wyckoff assignments of symmetric tasks).
+    `start_sigma`: every task has a `start` placement, noised by this much (the model's noise units,
+    A for native) and refined from there (partial regeneration).
     """
     model = with_levels(_resolve_model(model, device), levels)
     tasks = list(tasks)
     check_elements(model, tasks)
+    without = [task.label or f"task {i}" for i, task in enumerate(tasks) if task.start is None]
+    if start_sigma is not None and without:
+        raise ChggenError(f"start sigma {start_sigma:g} given, but {', '.join(without[:3])} has no start placement")
+    if start_sigma is None and len(without) < len(tasks):
+        raise ChggenError("a start placement needs a start sigma: how far the placement may move (e.g. 0.5 A)")
+    start_level = None if start_sigma is None else start_level_of(model, start_sigma)
     batch = tasks_to_batch(tasks).to(device)
     generator = torch.Generator(device=device)
     if seed is None:
@@ -70,26 +79,32 @@ def sample_tasks(tasks: Sequence[InpaintTask], model: ModelLike, seed: int | Non
         generator.manual_seed(seed)
     orbits, assignments = tasks_to_orbits(tasks, np.random.default_rng(seed))
     result = sample(model, batch, settings, generator, progress=progress,
-                    orbits=orbits.to(device) if orbits is not None else None)
+                    orbits=orbits.to(device) if orbits is not None else None, start_level=start_level)
     return batch_to_structures(tasks, result.frac_coords, assignments)
 
 
 def inpaint(host: StructureLike, guests: Mapping[str, int], model: ModelLike, n_samples: int = 1,
-            seed: int | None = None, jump_length: int = 10, resamples: int = 3, device: str = "cpu",
+            seed: int | None = None, jump_length: int = 10, resamples: int | None = None, device: str = "cpu",
             progress: bool = False, symmetric: bool = False, space_group: int | None = None,
-            levels: int | None = None) -> list[Structure] | list[Atoms]:
+            levels: int | None = None, start: StructureLike | None = None,
+            start_sigma: float | None = None) -> list[Structure] | list[Atoms]:
     """Generate `guests` (e.g. {"Li": 4}) into a fixed `host`; returns `n_samples` structures.
 
     The host comes back bit for bit; lattice and species are untouched. Given ASE Atoms, returns Atoms.
     `symmetric=True` keeps the host's space group (or the largest subgroup that fits the guest counts,
     or `space_group`): each sample's guests sit on Wyckoff orbits, recorded in its `properties`.
-    `levels` resamples the model's noise ladder (see `with_levels`).
+    `levels` resamples the model's noise ladder (see `with_levels`). `resamples=None`: RePaint's r
+    is the model's default (3; 1 for a host-conditioned model). `start` (a structure in the host's
+    cell holding a placement of the guests) with `start_sigma` (model noise units, A for native)
+    refines that placement instead of sampling from nothing: it is noised by `start_sigma` and the
+    walk descends from the level of that noise.
     """
     structure, was_atoms = to_structure(host)
+    placement = None if start is None else to_structure(start, "start")[0]
     task = InpaintTask(structure, dict(guests), n_samples, symmetric=symmetric,
-                       space_group=space_group)
+                       space_group=space_group, start=placement)
     samples = sample_tasks([task], model, seed, SamplerSettings(jump_length, resamples), device, progress,
-                           levels)[0]
+                           levels, start_sigma)[0]
     return [to_atoms(s) for s in samples] if was_atoms else samples
 
 

@@ -134,6 +134,11 @@ class ScoreModel(Protocol):
     knowledge, learned or exact (True: trained weights, or a formula such as the analytic model's
     exact score, which has nothing to learn) or come from random initial weights (False, shown as
     UNTRAINED in every table); `provenance` is one line on where the weights or the formula come from.
+    `host_conditioned` (bool, default False) says the model was trained to score guests around a
+    clean host: the sampler then keeps host atoms at their true positions at every level (instead
+    of drawing them from the marginal) and RePaint resamples default to 1; such a model must read
+    `batch.fixed` (True: a clean host atom) in `score`. The native model's `--conditional` weights
+    are the example.
     """
 
     noise_process: NoiseProcess

@@ -29,7 +29,7 @@ import hashlib
 import math
 import sys
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -49,7 +49,7 @@ from .post.relax import Relaxer, RelaxResult
 from .post.stability import Hull, build_hull
 from .post.symmetry import snap_to_symmetry, space_group
 from .protocol import ScoreModel
-from .sampling.inpaint import SamplerSettings
+from .sampling.inpaint import SamplerSettings, default_resamples
 from .store import ResultStore, StoredResult
 from .structures import read_structure
 from .wyckoff import NoSymmetricPlacement
@@ -272,13 +272,15 @@ class Campaign:
     def __init__(self, config: CampaignConfig, model: ScoreModel | None = None, relaxer: Relaxer | None = None,
                  on_result: Callable[[StoredResult], None] | None = None, progress: bool = True,
                  client: "Client | None" = None) -> None:
-        self.config = config
         self.progress = progress
         self.on_result = on_result
         self.client = client
         self._model_override, self._relaxer_override = model, relaxer
         self.model = model if model is not None else load_model(config.model.name, config.model.source,
                                                                 config.model.device)
+        if config.sampler.resamples is None:  # the model's default, fixed before the store is claimed
+            config = replace(config, sampler=replace(config.sampler, resamples=default_resamples(self.model)))
+        self.config = config
         self.provenance = model_provenance(self.model)
         self._check_inputs()
         self.store = ResultStore(config.output / STORE_NAME)

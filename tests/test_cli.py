@@ -52,6 +52,23 @@ def test_inpaint_writes_cif(files):
     assert len(read(out, index=":")) == 3
 
 
+def test_inpaint_refines_a_start_placement(files, reference, host, capsys):
+    """--start with the smallest --start-sigma: one step from the placement, which stays put (about
+    1 A away from the analytic model's sites, where sampling from nothing would end)."""
+    placement = host.copy()
+    for frac in ([0.62, 0.38, 0.5], [0.78, 0.32, 0.6]):
+        placement.append("Li", frac)
+    placement.to(filename=str(files / "guess.cif"))
+    out = files / "refined.extxyz"
+    assert main(inpaint_args(files, "--out", str(out), "--start", str(files / "guess.cif"),
+                             "--start-sigma", "0.01")) == 0
+    for frame in read(out, index=":"):
+        gap = frame.get_scaled_positions()[4:] - placement.frac_coords[4:]
+        assert np.abs((gap - np.round(gap)) @ reference.lattice.matrix).max() < 0.1
+    assert "needs a start sigma" in one_line_error(capsys, inpaint_args(files, "--out", str(files / "x.extxyz"),
+                                                                      "--start", str(files / "guess.cif")))
+
+
 def one_line_error(capsys, argv):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()

@@ -8,8 +8,9 @@ import torch
 from pymatgen.core import Lattice, Structure
 
 from chggen_native import NativeScoreModel, NetworkConfig
-from chggen_native.train import (TrainSettings, split_dataset, supercell_of, train, training_crystals,
-                                 training_ladder, validation_loss)
+from chggen_native.train import (GUEST_SETS, TrainSettings, draw_guests, dsm_loss, noisy_batch, split_dataset,
+                                 supercell_of, train, training_crystals, training_ladder, validation_loss)
+from chggen_plugins.batch import structures_to_batch
 from chggen_plugins import ChggenError, inpaint, load_model
 from chggen_plugins.cli import main
 
@@ -208,3 +209,69 @@ def test_train_help_states_each_default_once(capsys):
     text = " ".join(capsys.readouterr().out.split())
     assert "default: None" not in text
     assert "snr sigma)^2); default 0.4" in text and "decay over them) (default: 20000)" in text
+
+
+def layered_crystal():
+    """Li2TiS3-like 12 atoms of three species in a triclinic cell."""
+    rng = np.random.default_rng(4)
+    return Structure(Lattice.from_parameters(5.9, 6.3, 7.1, 82, 97, 104),
+                     ["Li"] * 4 + ["Ti"] * 2 + ["S"] * 6, rng.random((12, 3)))
+
+
+def test_guest_sets_are_drawn_in_every_way_at_their_rates():
+    """Per crystal: a whole species, a random share, the atoms nearest a site, or everything."""
+    crystal = layered_crystal()
+    batch = structures_to_batch([crystal] * 800)
+    guests = ~draw_guests(batch, torch.Generator().manual_seed(0)).fixed.view(800, 12)
+    numbers = batch.atomic_numbers.view(800, 12)[0]
+    species = torch.unique(numbers)
+    every = guests.all(dim=1)
+    one_species = torch.tensor([not g.all() and any(torch.equal(g, numbers == z) for z in species) for g in guests])
+    assert abs(every.float().mean().item() - GUEST_SETS["all"]) < 0.05
+    assert abs(one_species.float().mean().item() - GUEST_SETS["species"]) < 0.05
+    partial = guests[~every & ~one_species]
+    assert partial.sum(dim=1).min() >= 1 and partial.sum(dim=1).max() <= round(0.6 * 12)   # 10-60%
+    assert abs(len(partial) / 800 - GUEST_SETS["subset"] - GUEST_SETS["sphere"]) < 0.06
+    # a sphere's guests are the atoms nearest one of them (no host atom closer to that centre): all
+    # sphere draws and, by chance, few random subsets
+    distances = torch.tensor(crystal.distance_matrix)
+    balls = sum(any((distances[c, g].max() <= distances[c, ~g].min()) for c in torch.nonzero(g).flatten())
+                for g in partial)
+    share = GUEST_SETS["sphere"] / (GUEST_SETS["sphere"] + GUEST_SETS["subset"])
+    assert share * len(partial) <= balls <= (share + 0.15) * len(partial)
+
+
+def test_conditional_noise_leaves_the_host_clean_and_the_loss_counts_guests_only():
+    config = NetworkConfig(features=16, layers=1, cutoff=5.0, host_flag=True)
+    model = NativeScoreModel.untrained(frozenset({3, 22, 16}), config)
+    batch = draw_guests(structures_to_batch([layered_crystal()] * 6), torch.Generator().manual_seed(1))
+    assert batch.fixed.any() and (~batch.fixed).any()
+    levels = torch.tensor([20, 60, 100, 140, 180, 199])
+    noisy, sigma, target = noisy_batch(model, batch, levels, torch.Generator().manual_seed(2))
+    host = batch.fixed
+    assert torch.equal(noisy.frac_coords[host], batch.frac_coords[host])        # bit for bit
+    assert (noisy.frac_coords[~host] != batch.frac_coords[~host]).all(dim=1).all()
+    assert torch.equal(target[host], torch.zeros_like(target[host]))
+    output = model.network_output(noisy, sigma)
+    by_hand = (output[~host] - target[~host].float()).pow(2).sum(dim=1).mean()
+    loss = dsm_loss(model, batch, levels, torch.Generator().manual_seed(2))
+    assert torch.allclose(loss, by_hand)
+    with_host = (output - target.float()).pow(2).sum(dim=1).mean()     # the host must not count
+    assert not torch.allclose(loss, with_host, rtol=1e-3)
+
+
+def test_conditional_training_saves_a_host_conditioned_model(tmp_path):
+    settings = TrainSettings(steps=6, batch_size=4, val_fraction=0.25, eval_every=6, val_levels=2)
+    model = train(li_si_structures(), tmp_path, settings, NetworkConfig(features=16, layers=1, cutoff=5.0,
+                                                                        host_flag=True), progress=False)
+    loaded = NativeScoreModel.load(tmp_path / "best.pt")
+    assert model.host_conditioned and loaded.host_conditioned
+    assert loaded.provenance.startswith("host-conditioned native network trained 6 steps")
+    host = Structure.from_spacegroup("Fd-3m", Lattice.cubic(5.43), ["Si"], [[0, 0, 0]])
+    for s in inpaint(host, {"Li": 2}, loaded, n_samples=2, seed=0, levels=20):
+        assert np.array_equal(s.frac_coords[:8], host.frac_coords)
+
+
+def test_weights_without_a_host_flag_load_unconditional():
+    """The shipped weights and every older checkpoint predate the flag: they stay unconditional."""
+    assert load_model("native").host_conditioned is False

@@ -1,5 +1,7 @@
 """Physics of the native score network: symmetry of the output and a complete periodic graph."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -15,9 +17,13 @@ from chggen_plugins.protocol import CrystalBatch
 LEVEL = 110  # sigma ~ 0.5 A: outputs of order one
 
 
-@pytest.fixture(scope="module")
-def model():
-    return NativeScoreModel.untrained(frozenset({3, 14, 15, 16, 30}), NetworkConfig(features=32, layers=2))
+HOST_SPECIES = (14, 16)  # a host-conditioned network sees Si and S as its clean host in these tests
+
+
+@pytest.fixture(scope="module", params=[False, True], ids=["unconditional", "host-conditioned"])
+def model(request):
+    config = NetworkConfig(features=32, layers=2, host_flag=request.param)
+    return NativeScoreModel.untrained(frozenset({3, 14, 15, 16, 30}), config)
 
 
 @pytest.fixture
@@ -28,7 +34,12 @@ def crystal():
 
 
 def score_of(model, structure):
-    return model.score(structures_to_batch([structure]), LEVEL).numpy()
+    """The score at LEVEL; a host-conditioned network gets its host by species, so the host rotates,
+    translates, permutes and tiles with the crystal."""
+    batch = structures_to_batch([structure])
+    if model.host_conditioned:
+        batch = replace(batch, fixed=torch.isin(batch.atomic_numbers, torch.tensor(HOST_SPECIES)))
+    return model.score(batch, LEVEL).numpy()
 
 
 def assert_same(got, expected):
@@ -93,6 +104,21 @@ def test_noise_level_changes_the_output(model, crystal):
     low = model.network_output(batch, torch.full((7,), 0.05))
     high = model.network_output(batch, torch.full((7,), 5.0))
     assert (low - high).abs().max() > 0.01 * low.abs().max()  # the sigma path is wired in
+
+
+def test_host_flag_changes_the_output_of_a_host_conditioned_network_only(model, crystal):
+    """The host mask is an input of a host-conditioned network (a different host gives a different
+    score) and is ignored by an unconditional one (bit for bit)."""
+    batch = structures_to_batch([crystal])
+    sigma = torch.full((7,), 0.5)
+    host_a = replace(batch, fixed=torch.tensor([False, True, False, True, True, False, True]))
+    host_b = replace(batch, fixed=torch.tensor([False, False, False, True, False, True, False]))
+    a, b = model.network_output(host_a, sigma), model.network_output(host_b, sigma)
+    if model.host_conditioned:
+        assert (a - b).abs().max() > 0.01 * a.abs().max()
+    else:
+        assert torch.equal(a, b)
+        assert model.network.host_embedding is None
 
 
 def test_pair_messages_equal_the_sum_over_every_edge(model):

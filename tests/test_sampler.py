@@ -123,6 +123,48 @@ def test_one_score_call_per_move_for_a_mixed_batch(reference, host):
             assert np.array_equal(structure.lattice.matrix, task.host.lattice.matrix)
 
 
+# Guests of `inpaint(host, {"Li": 2}, AnalyticSiteModel(reference, 0.2, CartesianVE(num_levels=30,
+# corrector_steps=2)), n_samples=3, seed=7, jump_length=5)` as the sampler made them before models
+# could declare themselves host-conditioned (main at 751a28a): models that do not must keep this.
+PINNED_GUESTS = [[0.4513780951404847, 0.5060570632258201, 0.46340117829967625],
+                 [0.8919504771789987, 0.2294846310667895, 0.7094245157404653],
+                 [0.5437104820141828, 0.5212226394702885, 0.5067888551169851],
+                 [0.9214381319466346, 0.21476445272558764, 0.6540115271201015],
+                 [0.5105914036989577, 0.5470485239624188, 0.5273552695810902],
+                 [0.8695478743873821, 0.2531312634333005, 0.6865921336166567]]
+
+
+@pytest.mark.parametrize("declares", [None, False], ids=["silent", "declares-false"])
+def test_a_model_that_is_not_host_conditioned_samples_as_before(reference, host, declares):
+    model = AnalyticSiteModel(reference, 0.2, CartesianVE(num_levels=30, corrector_steps=2))
+    if declares is not None:
+        model.host_conditioned = declares
+    samples = inpaint(host, {"Li": 2}, model, n_samples=3, seed=7, jump_length=5)
+    assert np.array([s.frac_coords[4:] for s in samples]).reshape(-1, 3).tolist() == PINNED_GUESTS
+
+
+class HostConditioned(CountingModel):
+    host_conditioned = True
+
+
+@pytest.mark.parametrize("resamples", [None, 3], ids=["default", "repaint"])
+def test_a_host_conditioned_model_sees_the_exact_host_at_every_level(reference, host, resamples):
+    """Host atoms at their true positions in every score call (after RePaint jumps too), and one
+    descent (r = 1) unless resampling is asked for."""
+    process = CartesianVE(num_levels=30, corrector_steps=2)
+    model = HostConditioned(AnalyticSiteModel(reference, 0.2, process))
+    tasks = [InpaintTask(host, {"Li": 2}, n_samples=3)]
+    results = sample_tasks(tasks, model, seed=0, settings=SamplerSettings(jump_length=5, resamples=resamples))
+    batch = tasks_to_batch(tasks)
+    for _, frac in model.calls:
+        assert torch.equal(frac[batch.fixed], batch.frac_coords[batch.fixed])
+        assert not torch.equal(frac[~batch.fixed], batch.frac_coords[~batch.fixed])
+    reverse = sum(a > b for a, b in repaint_schedule(30, 5, resamples or 1))
+    assert len(model.calls) == reverse + (reverse - 1) * 2
+    assert (resamples is None) == (reverse == 30)
+    assert all(np.array_equal(s.frac_coords[:4], host.frac_coords) for s in results[0])
+
+
 def test_seed_reproduces_bit_for_bit(reference, host):
     model = AnalyticSiteModel(reference, 0.2, FractionalVE(num_levels=20, corrector_steps=1))
     first = inpaint(host, {"Li": 2}, model, n_samples=3, seed=5, jump_length=5)
@@ -256,3 +298,43 @@ def test_levels_resample_the_ladder_where_the_model_allows(reference, host):
 
     with pytest.raises(ChggenError, match="levels: Fixed has a fixed ladder of 200 noise levels"):
         with_levels(Fixed(), 30)
+
+
+def test_partial_regeneration_starts_at_the_level_of_the_start_sigma(reference, host):
+    """The walk begins at the highest level whose sigma is at most start_sigma, from the start
+    placement noised to that level (not from the uniform prior); the host stays exact."""
+    process = CartesianVE(num_levels=40, corrector_steps=1)
+    model = CountingModel(AnalyticSiteModel(reference, 0.05, process))
+    start = host.copy()
+    placement = np.array([[0.62, 0.38, 0.5], [0.78, 0.32, 0.6]])   # 0.8-1.2 A from the Li sites
+    for frac in placement:
+        start.append("Li", frac)
+    tasks = [InpaintTask(host, {"Li": 2}, n_samples=50, start=start)]
+    for sigma in (0.06, 0.3):
+        model.calls.clear()
+        results = sample_tasks(tasks, model, seed=1, start_sigma=sigma)
+        level = max(level for level in range(40) if process.sigma(level) <= sigma)
+        reverse = sum(a > b for a, b in repaint_schedule(level + 1, 10, 3))
+        assert model.calls[0][0] == level and len(model.calls) == reverse + (reverse - 1) * 1
+        first = model.calls[0][1].view(50, 6, 3)[:, 4:].numpy()        # guests as the model first saw them
+        gap = first - placement
+        gap = (gap - np.round(gap)) @ reference.lattice.matrix
+        assert np.std(gap) == pytest.approx(process.sigma(level), rel=0.15)
+        assert all(np.array_equal(s.frac_coords[:4], host.frac_coords) for s in results[0])
+
+
+def test_a_start_placement_is_checked_before_sampling(reference, host):
+    model = AnalyticSiteModel(reference, 0.2, CartesianVE(num_levels=20, corrector_steps=1))
+    one_li = host.copy()
+    one_li.append("Li", [0.5, 0.5, 0.5])
+    with pytest.raises(ChggenError, match="start: has 1 Li guest site"):
+        inpaint(host, {"Li": 2}, model, start=one_li, start_sigma=0.5)
+    with pytest.raises(ChggenError, match="needs a start sigma"):
+        inpaint(host, {"Li": 1}, model, start=one_li)
+    with pytest.raises(ChggenError, match="below the model's smallest noise level"):
+        inpaint(host, {"Li": 1}, model, start=one_li, start_sigma=0.001)
+    other_cell = Structure(Lattice.cubic(5.0), ["Li"], [[0.5, 0.5, 0.5]])
+    with pytest.raises(ChggenError, match="is not the host's"):
+        inpaint(host, {"Li": 1}, model, start=other_cell, start_sigma=0.5)
+    with pytest.raises(ChggenError, match="symmetric inpainting do not go together"):
+        inpaint(host, {"Li": 1}, model, start=one_li, start_sigma=0.5, symmetric=True)

@@ -397,3 +397,18 @@ def test_fix_symmetry_relaxation_keeps_the_group_exactly(relaxer):
     for keep, group in ((True, 216), (False, 1)):
         relaxed = Relaxer(max_steps=5, model=relaxer.model, keep_symmetry=keep).relax(start).structure
         assert space_group(relaxed, 1e-4, 1.0).number == group, keep
+
+
+@pytest.mark.parametrize("conditioned,expected", [(False, 3), (True, 1)], ids=["unconditional", "host-conditioned"])
+def test_resamples_left_out_is_the_models_default_and_fingerprinted_as_such(tmp_path, conditioned, expected):
+    """A config without `resamples` takes 3 for a model that sees the host noisy (so campaigns made
+    before the key became optional resume) and 1 for a host-conditioned one; the store records it."""
+    path = campaign_dir(tmp_path, TINY.replace("resamples = 1\n", ""))  # TINY says resamples = 1
+    model = AnalyticSiteModel(Structure.from_file(REFERENCE), 0.2, CartesianVE(num_levels=10, corrector_steps=1))
+    model.host_conditioned = conditioned
+    config = load_config(path)
+    assert config.sampler.resamples is None
+    campaign = Campaign(config, model=model, progress=False)
+    assert campaign.config.sampler.resamples == expected
+    explicit = load_config(campaign_dir(tmp_path / "explicit", TINY.replace("resamples = 1", f"resamples = {expected}")))
+    assert campaign.store.metadata["fingerprint"]["sampler"] == explicit.fingerprint()["sampler"]

@@ -2,7 +2,10 @@
 
 Host atoms (`batch.fixed`) are never integrated: at every level they are drawn afresh from the
 forward marginal of their true positions, so the score model always sees a host exactly as noisy as
-it was trained to expect, and at level -1 they sit bit for bit at their input positions. Guests
+it was trained to expect, and at level -1 they sit bit for bit at their input positions. A model
+that declares itself host-conditioned (`host_conditioned = True`: trained with the host clean and
+only guests noised) is shown the host at its true positions at every level instead, and needs no
+RePaint resampling to agree with it (`default_resamples`: 1 instead of 3). Guests
 follow the reverse process (predictor, then corrector steps). A RePaint jump re-noises everything one
 rung up and the walk descends again, giving the guests time to agree with the host. With no fixed
 atom this is plain unconditional generation; there is no second code path.
@@ -10,6 +13,9 @@ atom this is plain unconditional generation; there is no second code path.
 Symmetric inpainting adds a constraint (`orbits.OrbitConstraint`) that ties free atoms into orbits of
 a space group: the prior, every score and every move pass through it. Without orbits it hands back
 what it is given, so free inpainting runs the same loop.
+
+Partial regeneration (`start_level`) starts the walk lower on the ladder from given guest positions
+noised to that level (SDEdit; DiffCSP++'s template start): a placement is refined, not redrawn.
 """
 
 from __future__ import annotations
@@ -26,12 +32,29 @@ from .orbits import OrbitConstraint
 from .schedule import repaint_schedule
 
 
+def is_host_conditioned(model: ScoreModel) -> bool:
+    """The protocol's optional `host_conditioned` attribute (False when a model does not say)."""
+    return getattr(model, "host_conditioned", False) is True
+
+
+def default_resamples(model: ScoreModel) -> int:
+    """RePaint resamples r when none is asked for: 3 (the paper's) for a model that sees the host
+    noisy, 1 for a host-conditioned one, which is trained to see the host as it is."""
+    return 1 if is_host_conditioned(model) else 3
+
+
 @dataclass(frozen=True)
 class SamplerSettings:
-    """How the walk over noise levels goes (the ladder itself belongs to the model's process)."""
+    """How the walk over noise levels goes (the ladder itself belongs to the model's process).
+    `resamples=None`: the model's default (`default_resamples`)."""
 
     jump_length: int = 10
-    resamples: int = 3
+    resamples: int | None = None
+
+    def for_model(self, model: ScoreModel) -> "SamplerSettings":
+        """These settings with `resamples` filled in for `model` (what a run records)."""
+        return self if self.resamples is not None else SamplerSettings(self.jump_length,
+                                                                       default_resamples(model))
 
 
 @dataclass
@@ -57,36 +80,64 @@ def _checked_score(model: ScoreModel, batch: CrystalBatch, level: int, step: int
     return score
 
 
+def start_level_of(model: ScoreModel, sigma: float) -> int:
+    """The highest level of the model's ladder whose noise is at most `sigma` (process units: A for
+    a Cartesian process): where a partial regeneration from a placement `sigma` off starts."""
+    process = model.noise_process
+    levels = [level for level in range(process.num_levels) if process.sigma(level) <= sigma * (1 + 1e-9)]
+    if not levels:
+        raise ChggenError(f"start sigma {sigma:g} is below the model's smallest noise level "
+                          f"{process.sigma(0):.4g}: nothing would be regenerated")
+    return max(levels)
+
+
 def sample(model: ScoreModel, batch: CrystalBatch, settings: SamplerSettings = SamplerSettings(),
            generator: torch.Generator | None = None, trajectory: bool = False,
-           progress: bool = False, orbits: OrbitConstraint | None = None) -> SampleResult:
+           progress: bool = False, orbits: OrbitConstraint | None = None,
+           start_level: int | None = None) -> SampleResult:
     """Generate the free atoms of every crystal in `batch` in one walk, one score call per move.
 
-    `batch.frac_coords` holds the true positions of the fixed atoms; those of free atoms are ignored.
-    `orbits` ties free atoms into symmetry orbits (symmetric inpainting); None leaves them free.
+    `batch.frac_coords` holds the true positions of the fixed atoms; those of free atoms are ignored,
+    unless `start_level` is given: then they are a placement to refine, noised to that level, and the
+    walk descends from there. `orbits` ties free atoms into symmetry orbits (symmetric inpainting);
+    None leaves them free.
     """
     process = model.noise_process
+    settings = settings.for_model(model)
     generator = generator if generator is not None else torch.Generator(device=batch.device)
     host = batch.fixed.unsqueeze(1)
     truth = batch.frac_coords.to(torch.float64)
     batch = batch.with_frac_coords(truth)
     tied = (orbits if orbits is not None else OrbitConstraint.none(batch)).bind(batch, process)
+    clean_host = is_host_conditioned(model)
 
     def put_host(frac: Tensor, level: int) -> Tensor:
-        return torch.where(host, process.marginal(truth, level, batch, generator), frac)
+        return torch.where(host, process.marginal(truth, -1 if clean_host else level, batch, generator), frac)
 
     def score_at(frac: Tensor, level: int, step: int) -> Tensor:
         return tied.score(_checked_score(model, batch.with_frac_coords(frac), level, step))
 
     top = process.num_levels - 1
-    frac = put_host(tied.prior(process.prior(batch, generator)), top)
-    walk = repaint_schedule(process.num_levels, settings.jump_length, settings.resamples)
+    if start_level is None:
+        frac = put_host(tied.prior(process.prior(batch, generator)), top)
+        walk = repaint_schedule(process.num_levels, settings.jump_length, settings.resamples)
+    else:
+        if isinstance(start_level, bool) or not isinstance(start_level, int) or not 0 <= start_level <= top:
+            raise ChggenError(f"start level {start_level!r} is outside the model's ladder 0..{top}")
+        if orbits is not None:
+            raise ChggenError("a start placement and symmetric inpainting do not go together: the placement's "
+                              "guests are not on Wyckoff orbits")
+        frac = put_host(process.marginal(truth, start_level, batch, generator), start_level)
+        room = settings.jump_length < start_level + 1  # a short walk has no room to jump back: no resampling
+        walk = repaint_schedule(start_level + 1, settings.jump_length, settings.resamples if room else 1)
     path = [] if trajectory else None
     jumps = sum(to > start for start, to in walk)
     desc = f"sampling ({len(walk) - jumps} reverse + {jumps} re-noise steps)"
     for step, (level, next_level) in enumerate(tqdm(walk, desc=desc, disable=not progress, unit="step")):
         if next_level > level:
             frac = tied.follow(frac, process.renoise(frac, level, next_level, batch, generator))
+            if clean_host:  # a re-noised host goes back to its true positions
+                frac = put_host(frac, next_level)
         else:
             moved = process.predictor_step(frac, score_at(frac, level, step), level, batch, generator)
             frac = put_host(tied.follow(frac, moved), next_level)

@@ -34,6 +34,10 @@ def add_train_command(commands: argparse._SubParsersAction) -> None:
     defaults, network = TrainSettings(), NetworkConfig()
     parser.add_argument("--steps", type=int, default=defaults.steps,
                         help="optimizer steps (cosine learning-rate decay over them)")
+    parser.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
+                        help="instead of --steps: time a few steps and a validation on this machine now, "
+                             "then train as many steps as fit in SECONDS, validating 5 times (--eval-every "
+                             "is set to match); a new run only")
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size, help="crystals per step")
     parser.add_argument("--lr", type=float, default=defaults.learning_rate, help="peak AdamW learning rate")
     parser.add_argument("--val-fraction", type=float, default=defaults.val_fraction,
@@ -44,6 +48,11 @@ def add_train_command(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--features", type=int, default=network.features, help="channels per atom")
     parser.add_argument("--layers", type=int, default=network.layers, help="message-passing layers")
     parser.add_argument("--cutoff", type=float, default=network.cutoff, help="graph radius, Angstrom")
+    parser.add_argument("--conditional", action="store_true",
+                        help="host-conditioned: each crystal draws a guest set (one species, 10-60%% of the "
+                             "atoms, the atoms around a site, or all) and only guests are noised; the network "
+                             "embeds a host flag and the sampler keeps hosts exact (RePaint r = 1 by default). "
+                             "A resumed run keeps what its checkpoint is")
     parser.add_argument("--energy-window", type=float, default=None, metavar="EV_PER_ATOM",
                         help="train only on structures at most this far above the lowest energy per "
                              "atom found for their formula; not given: every structure")
@@ -66,13 +75,16 @@ def add_train_command(commands: argparse._SubParsersAction) -> None:
 
 
 def run_train(args: argparse.Namespace) -> None:
+    from dataclasses import replace
+
     import torch
 
+    from chggen_plugins.errors import ChggenError
     from chggen_plugins.datasets import read_dataset, within_energy_window
     from chggen_plugins.devices import check_device
 
     from .model import NativeScoreModel
-    from .train import split_dataset, train, validation_loss
+    from .train import split_dataset, steps_within, train, validation_loss
 
     device = check_device(args.device, "--device")
     records = read_dataset(args.data)
@@ -87,7 +99,16 @@ def run_train(args: argparse.Namespace) -> None:
                              val_fraction=args.val_fraction, eval_every=args.eval_every, seed=args.seed,
                              device=device, supercell_atoms=args.supercell_atoms,
                              supercell_fraction=args.supercell_fraction)
-    config = NetworkConfig(features=args.features, layers=args.layers, cutoff=args.cutoff)
+    config = NetworkConfig(features=args.features, layers=args.layers, cutoff=args.cutoff,
+                           host_flag=args.conditional)
+    if args.time_budget is not None:
+        if (args.out / "resume.pt").is_file():
+            raise ChggenError(f"--time-budget: {args.out} holds a run to resume; resume it with --steps")
+        if not args.time_budget > 0:
+            raise ChggenError(f"--time-budget: {args.time_budget:g} must be > 0 seconds")
+        steps = steps_within(args.time_budget, structures, settings, config)
+        settings = replace(settings, steps=steps, eval_every=max(1, steps // 5))
+        print(f"--time-budget {args.time_budget:g} s: {steps} steps, validating every {settings.eval_every}")
     window = "" if args.energy_window is None else \
         f" (of {read}, within {args.energy_window} eV/atom of their formula's lowest)"
     print(f"{len(structures)} structures{window} from {args.data}: {dict(systems)}; device {device}, "

@@ -52,10 +52,11 @@ class NativeScoreModel:
     @property
     def provenance(self) -> str:
         if not self.trained:
-            return "native network, random initial weights"
+            return f"{'host-conditioned ' if self.host_conditioned else ''}native network, random initial weights"
         meta = self.metadata
         recipe = meta.get("data_recipe", {})
-        return (f"native network trained {meta['step']} steps on {meta.get('train_structures', '?')} of "
+        kind = "host-conditioned native network" if self.host_conditioned else "native network"
+        return (f"{kind} trained {meta['step']} steps on {meta.get('train_structures', '?')} of "
                 f"{recipe.get('structures', '?')} structures ({', '.join(recipe.get('systems', {}))}), "
                 f"validation loss {meta.get('val_loss', float('nan')):.4f}")
 
@@ -77,6 +78,12 @@ class NativeScoreModel:
         return NativeScoreModel(self.network, self.elements, ladder, self.metadata)
 
     @property
+    def host_conditioned(self) -> bool:
+        """True for weights trained with the host clean and only guests noised (the protocol's
+        optional attribute): the sampler then keeps host atoms exact at every level."""
+        return self.network.config.host_flag
+
+    @property
     def device(self) -> torch.device:
         return next(self.network.parameters()).device
 
@@ -85,10 +92,11 @@ class NativeScoreModel:
         return self
 
     def network_output(self, batch: CrystalBatch, sigma: Tensor) -> Tensor:
-        """[N, 3] sigma * score for per-atom noise levels `sigma` [N] (training calls this too)."""
+        """[N, 3] sigma * score for per-atom noise levels `sigma` [N] (training calls this too); a
+        host-conditioned network also reads `batch.fixed` (True: a clean host atom)."""
         dtype = next(self.network.parameters()).dtype
         return self.network(batch.frac_coords.to(dtype), batch.lattice.to(dtype), batch.atomic_numbers,
-                            batch.batch, sigma.to(dtype))
+                            batch.batch, sigma.to(dtype), batch.fixed)
 
     @torch.no_grad()
     def score(self, batch: CrystalBatch, level: int) -> Tensor:

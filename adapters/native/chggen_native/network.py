@@ -6,6 +6,9 @@ are only ever scaled by scalars, summed, or dotted with each other, so rotating 
 every vector feature and the output, and leaves the scalars alone (SE(3)-equivariance, tested).
 The noise level enters every layer as a learned embedding of log sigma, so the network knows how
 far atoms may be from their sites (the CHGGen authors' model was blind to it and divided by sigma).
+A host-conditioned network (`NetworkConfig.host_flag`) also embeds, per atom, whether it is a host
+atom given at its clean position or a guest at the noise level: trained so, it learns the guests'
+score given the exact host, instead of a score of everything noisy that inpainting has to steer.
 The output is sigma times the score, a vector per atom of order one at every level. Scalars are
 layer-normed and vectors rescaled to unit mean square before they gate anything: without that, a
 rare noisy configuration blew one training batch's loss up to 1e31 (the update is quadratic in v).
@@ -157,12 +160,16 @@ class Interaction(nn.Module):
 
 
 class ScoreNetwork(nn.Module):
-    """frac coords, lattice, species, crystal index, per-atom sigma -> sigma * score [N, 3] (A^-1 * A)."""
+    """frac coords, lattice, species, crystal index, per-atom sigma (and, for a host-conditioned
+    network, the host mask) -> sigma * score [N, 3] (A^-1 * A)."""
 
     def __init__(self, config: NetworkConfig) -> None:
         super().__init__()
         self.config = config
         self.embedding = nn.Embedding(config.max_z + 1, config.features)
+        # row 0: guest (noised), row 1: host (clean); absent in unconditional networks, whose
+        # checkpoints therefore load unchanged
+        self.host_embedding = nn.Embedding(2, config.features) if config.host_flag else None
         self.noise_embedding = NoiseEmbedding(config)
         self.radial = RadialBasis(config.radial_basis, config.cutoff)
         self.interactions = nn.ModuleList(Interaction(config) for _ in range(config.layers))
@@ -171,11 +178,15 @@ class ScoreNetwork(nn.Module):
         self.out_mix = nn.Linear(config.features, 1, bias=False)
 
     def forward(self, frac: Tensor, lattice: Tensor, atomic_numbers: Tensor, crystal: Tensor,
-                sigma: Tensor) -> Tensor:
+                sigma: Tensor, host: Tensor | None = None) -> Tensor:
         edges = radius_graph(frac, lattice, crystal, self.config.cutoff)
         pairs = PairGeometry.of(edges, self.radial, len(atomic_numbers))
         noise = self.noise_embedding(sigma)
         s = self.embedding(atomic_numbers)
+        if self.host_embedding is not None:
+            if host is None:
+                raise ValueError("a host-conditioned network needs the host mask")
+            s = s + self.host_embedding(host.to(torch.long))
         v = torch.zeros(len(s), 3, self.config.features, dtype=s.dtype, device=s.device)
         for interaction in self.interactions:
             s, v = interaction(s, v, noise, pairs)

@@ -17,6 +17,8 @@ class NetworkConfig:
     sigma_max: float = 10.0
     neighbour_norm: float = 16.0   # messages are summed then divided by this (typical degree)
     max_z: int = 100
+    host_flag: bool = False        # host-conditioned: each atom embeds whether it is a clean host atom,
+                                   # and training noises only a drawn guest set (train.draw_guests)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -5,6 +5,12 @@ sigma * z in Angstrom and wrapped; the target is sigma times the exact score of 
 q(x | x0) (the analytic model's image/Fourier sum), not the minimum-image -d / sigma^2 of the
 CHGGen code, which is wrong once sigma approaches the cell size. Loss: mean |output - target|^2.
 
+A host-conditioned network (`NetworkConfig.host_flag`) is trained on the task inpainting asks of it:
+each crystal draws a guest set (`draw_guests`: one species entirely, a random 10-60% of the atoms,
+the atoms nearest a random site, or every atom so the same network still generates from nothing);
+only guests are noised, host atoms stay at their clean positions and are flagged as host, and the
+loss is over guests alone. An unconditional network sees every atom as a guest, as before.
+
 The run directory holds everything needed to resume after a kill: `resume.pt` (model, optimizer,
 schedule, step and random state, written atomically in one file), `last.pt` (the latest model),
 `best.pt` (the model with the lowest validation loss so far), `log.csv`, `split.json`. Resuming on
@@ -16,10 +22,11 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import itertools
 import json
 import math
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -85,6 +92,45 @@ def training_crystals(train_set: Sequence[Structure], settings: TrainSettings,
     return crystals
 
 
+# How a host-conditioned training crystal chooses its guests, with the probability of each way.
+GUEST_SETS = {"species": 0.25, "subset": 0.30, "sphere": 0.20, "all": 0.25}
+GUEST_SHARE = (0.1, 0.6)  # share of the atoms that are guests in the "subset" and "sphere" draws
+
+
+def _guests_of_crystal(frac: torch.Tensor, lattice: torch.Tensor, numbers: torch.Tensor,
+                       generator: torch.Generator) -> torch.Tensor:
+    """[n] bool guest mask of one crystal (three uniform draws and, for "subset", a permutation)."""
+    n = len(numbers)
+    pick, where, share = torch.rand(3, generator=generator, dtype=torch.float64).tolist()
+    way = next((way for way, edge in zip(GUEST_SETS, itertools.accumulate(GUEST_SETS.values()))
+                if pick < edge), "all")
+    species = torch.unique(numbers)
+    if way == "all" or (way == "species" and len(species) == 1):
+        return torch.ones(n, dtype=torch.bool)
+    if way == "species":
+        return numbers == species[min(int(where * len(species)), len(species) - 1)]
+    low, high = GUEST_SHARE
+    count = min(n, max(1, round((low + (high - low) * share) * n)))
+    chosen = torch.zeros(n, dtype=torch.bool)
+    if way == "subset":
+        chosen[torch.randperm(n, generator=generator)[:count]] = True
+        return chosen
+    centre = min(int(where * n), n - 1)                          # "sphere": the atoms nearest a site
+    gap = frac - frac[centre]
+    distance = ((gap - torch.round(gap)) @ lattice).norm(dim=1)  # minimum image (near enough to rank)
+    chosen[torch.argsort(distance, stable=True)[:count]] = True
+    return chosen
+
+
+def draw_guests(batch: CrystalBatch, generator: torch.Generator) -> CrystalBatch:
+    """The batch with `fixed` set to the host of a guest set drawn per crystal (`GUEST_SETS`)."""
+    starts = torch.cumsum(batch.num_atoms, 0) - batch.num_atoms
+    guests = [_guests_of_crystal(batch.frac_coords[start:start + count], batch.lattice[index],
+                                 batch.atomic_numbers[start:start + count], generator)
+              for index, (start, count) in enumerate(zip(starts.tolist(), batch.num_atoms.tolist()))]
+    return replace(batch, fixed=~torch.cat(guests).to(batch.device))
+
+
 def training_ladder(model: NativeScoreModel) -> CartesianVE:
     """The ladder training draws its noise levels from: the default 200 levels over the network's
     sigma range, whatever ladder the checkpoint records for sampling (`train(..., sample_levels=)`)."""
@@ -94,17 +140,20 @@ def training_ladder(model: NativeScoreModel) -> CartesianVE:
 
 def noisy_batch(model: NativeScoreModel, batch: CrystalBatch, levels: torch.Tensor,
                 generator: torch.Generator) -> tuple[CrystalBatch, torch.Tensor, torch.Tensor]:
-    """(noisy batch, per-atom sigma, target sigma * score) for one level per crystal."""
+    """(noisy batch, per-atom sigma, target sigma * score) for one level per crystal; atoms marked
+    `fixed` (a host-conditioned network's host) stay clean and get no target (zero)."""
     process = training_ladder(model)
     levels = levels.to(batch.device)
     sigma = process.sigmas.to(batch.device)[levels][batch.batch]                  # [N]
     # drawn on the CPU generator whatever the device: a run's noise is the same on CPU and GPU
     noise = torch.randn(batch.frac_coords.shape, generator=generator, dtype=torch.float64).to(batch.device)
-    noisy = process.displace(batch.frac_coords, sigma.unsqueeze(1) * noise, batch)
-    target = torch.empty_like(noisy)
+    host = batch.fixed.unsqueeze(1)
+    noisy = torch.where(host, batch.frac_coords,
+                        process.displace(batch.frac_coords, sigma.unsqueeze(1) * noise, batch))
+    target = torch.zeros_like(noisy)
     cell = batch.atom_lattice()
     for level in torch.unique(levels).tolist():
-        atoms = levels[batch.batch] == level
+        atoms = (levels[batch.batch] == level) & ~batch.fixed
         std = process.sigma(level)
         target[atoms] = std * wrapped_gaussian_score(noisy[atoms] - batch.frac_coords[atoms], cell[atoms], std)
     return batch.with_frac_coords(noisy), sigma, target
@@ -112,15 +161,19 @@ def noisy_batch(model: NativeScoreModel, batch: CrystalBatch, levels: torch.Tens
 
 def dsm_loss(model: NativeScoreModel, batch: CrystalBatch, levels: torch.Tensor,
              generator: torch.Generator) -> torch.Tensor:
+    """Mean over guest atoms (every atom of an unconditional batch) of |output - target|^2."""
     noisy, sigma, target = noisy_batch(model, batch, levels, generator)
     output = model.network_output(noisy, sigma)
-    return (output - target.to(output.dtype)).pow(2).sum(dim=1).mean()
+    guests = ~batch.fixed
+    return (output[guests] - target[guests].to(output.dtype)).pow(2).sum(dim=1).mean()
 
 
 @torch.no_grad()
 def validation_loss(model: NativeScoreModel, structures: Sequence[Structure], levels_each: int = 8,
                     seed: int = 1234) -> float:
-    """Mean loss on fixed noise draws at evenly spread levels: comparable across runs and models."""
+    """Mean loss on fixed noise draws at evenly spread levels: comparable across runs and models of
+    one kind. A host-conditioned model is scored on guest sets drawn with the same fixed seed (its
+    training task); an unconditional one on every atom."""
     generator = torch.Generator().manual_seed(seed)
     ladder = training_ladder(model).num_levels
     spread = torch.linspace(0, ladder - 1, levels_each).round().to(torch.long)
@@ -128,11 +181,60 @@ def validation_loss(model: NativeScoreModel, structures: Sequence[Structure], le
     for start in range(0, len(structures), 16):
         chunk = list(structures[start:start + 16])
         for level in spread.tolist():
-            batch = structures_to_batch(chunk).to(model.device)
+            batch = structures_to_batch(chunk)
+            if model.host_conditioned:
+                batch = draw_guests(batch, generator)
+            batch = batch.to(model.device)
             levels = torch.full((len(chunk),), level, dtype=torch.long)
             total += dsm_loss(model, batch, levels, generator).item() * len(chunk)
             count += len(chunk)
     return total / count
+
+
+def optimizer_step(model: NativeScoreModel, optimizer: torch.optim.Optimizer, train_set: Sequence[Structure],
+                   settings: TrainSettings, generator: torch.Generator) -> float:
+    """One mini-batch (guest sets drawn for a host-conditioned model), one AdamW step; the loss."""
+    batch = structures_to_batch(training_crystals(train_set, settings, generator))
+    if model.host_conditioned:
+        batch = draw_guests(batch, generator)
+    batch = batch.to(settings.device)
+    levels = torch.randint(training_ladder(model).num_levels, (settings.batch_size,), generator=generator)
+    loss = dsm_loss(model, batch, levels, generator)
+    optimizer.zero_grad()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.network.parameters(), 10.0)
+    optimizer.step()
+    return loss.item()
+
+
+def steps_within(seconds: float, structures: Sequence[Structure], settings: TrainSettings,
+                 config: NetworkConfig, evaluations: int = 5, probe_steps: int = 10) -> int:
+    """How many optimizer steps of this network and batch size fit in `seconds` of wall time on
+    `settings.device`, `evaluations` validations included, after the time this measurement takes:
+    measured on a throw-away copy of the network, as the machine runs now (other jobs on it
+    included). A time budget is what a lent accelerator gives; the cosine schedule needs the step
+    count up front."""
+    begun = time.perf_counter()
+    train_set, val_set = split_dataset(structures, settings.val_fraction)
+    elements = frozenset(z for s in structures for z in s.atomic_numbers)
+    model = NativeScoreModel.untrained(elements, config, seed=settings.seed).to(settings.device)
+    optimizer = torch.optim.AdamW(model.network.parameters(), lr=settings.learning_rate)
+    generator = torch.Generator().manual_seed(settings.seed)
+    for _ in range(3):  # warm-up: allocator, kernels
+        optimizer_step(model, optimizer, train_set, settings, generator)
+    started = time.perf_counter()
+    for _ in range(probe_steps):
+        optimizer_step(model, optimizer, train_set, settings, generator)
+    per_step = (time.perf_counter() - started) / probe_steps
+    started = time.perf_counter()
+    validation_loss(model, val_set, settings.val_levels)
+    per_validation = time.perf_counter() - started
+    left = seconds - (time.perf_counter() - begun)
+    steps = int((left - evaluations * per_validation) / per_step)
+    if steps < evaluations:
+        raise ChggenError(f"a time budget of {seconds:g} s fits no training here: a step takes {per_step:.3f} s "
+                          f"and a validation {per_validation:.1f} s")
+    return steps
 
 
 def _check_elements(model: NativeScoreModel, structures: Sequence[Structure]) -> None:
@@ -192,16 +294,9 @@ def train(structures: Sequence[Structure], run_dir: Path, settings: TrainSetting
     bar = tqdm(total=settings.steps, initial=step, desc="training", unit="step", disable=not progress)
     running, started = [], time.perf_counter() - seconds
     while step < settings.steps:
-        batch = structures_to_batch(training_crystals(train_set, settings, generator)).to(settings.device)
-        levels = torch.randint(training_ladder(model).num_levels, (settings.batch_size,), generator=generator)
-        loss = dsm_loss(model, batch, levels, generator)
-        optimizer.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.network.parameters(), 10.0)
-        optimizer.step()
+        running.append(optimizer_step(model, optimizer, train_set, settings, generator))
         schedule.step()
         step += 1
-        running.append(loss.item())
         bar.update(1)
         if step % settings.eval_every == 0 or step == settings.steps:
             model.network.eval()
