@@ -17,9 +17,10 @@ from chggen_plugins.datasets import build_dataset, read_dataset
 from chggen_plugins.datasets.build import MAX_EXPANSION, Task, expansion, random_start, system_tasks
 from chggen_plugins.datasets.prototypes import decorate, decorations
 from chggen_plugins.datasets.readers import read_complete_frames
-from chggen_plugins.datasets.systems import charge_fits, parse_system
+from chggen_plugins.datasets.systems import (CATHODE_SYSTEMS, DEFAULT_SYSTEMS, charge_fits, expand_systems,
+                                             parse_system)
 from chggen_plugins.errors import ChggenError
-from chggen_plugins.post.relax import Relaxer
+from chggen_plugins.post.relax import Relaxer, RelaxResult
 
 
 def rocksalt() -> Structure:
@@ -137,6 +138,71 @@ def test_prototypes_map_cation_sites_to_cations() -> None:
     structure = decorate(antifluorite)
     assert structure.composition.reduced_formula == "Li2S" and len(structure) == 3
     assert 1.5 < min(structure.distance_matrix[0][1:]) < 3.0
+
+
+# Known phases each cathode preset must sample (reduced formulas as `formula` writes them).
+KNOWN_CATHODE_PHASES = {
+    "Li-Co-O": ["LiCoO2", "CoO2", "Co3O4", "CoO", "Li2O"],
+    "Li-Ni-O": ["LiNiO2", "NiO2", "NiO", "Li2O"],
+    "Li-Mn-O": ["LiMn2O4", "MnO2", "Li2MnO3", "LiMnO2"],
+    "Li-Fe-O": ["LiFeO2", "Fe2O3", "Fe3O4"],
+    "Li-Fe-P-O": ["LiFePO4", "FePO4", "Li3PO4", "Fe2O3"],
+    "Li-V-O": ["LiV2O5", "V2O5", "LiVO2"],
+    "Li-Ti-O": ["Li4Ti5O12", "Li2TiO3", "TiO2", "LiTi2O4"],
+    "Na-Co-O": ["NaCoO2", "Na2Co3O6", "CoO2"],
+    "Na-Mn-O": ["NaMnO2", "MnO2"],
+    "Na-Fe-O": ["NaFeO2", "Fe2O3"],
+    "Mg-Mn-O": ["MgMn2O4", "MgO", "MnO2"],
+    "Mg-V-O": ["MgV2O5", "V2O5", "MgO"],
+}
+
+
+def test_cathode_presets_parse_and_hold_the_known_phases() -> None:
+    assert list(DEFAULT_SYSTEMS) == ["Li-Si", "Zn-P-S", "Li-P-S", "Li-Ti-S"]  # the CLI default stays
+    assert list(CATHODE_SYSTEMS) == list(KNOWN_CATHODE_PHASES)
+    for name, listed in CATHODE_SYSTEMS.items():
+        system = parse_system(name, 24)
+        assert system.name == name and system.formulas == listed  # every formula kept, none renamed
+        assert set(KNOWN_CATHODE_PHASES[name]) <= set(system.formulas), name
+    assert parse_system("O-Co-Li", 24).formulas == CATHODE_SYSTEMS["Li-Co-O"]  # any element order
+    assert "Li4Ti5O12" not in parse_system("Li-Ti-O", 20).formulas  # 21 atoms per formula unit
+
+
+class _RefusingRelaxer:
+    """Stands in for CHGNet: every start fails at once, so a build only walks its task lists."""
+
+    fmax, min_distance = 0.1, 1.0
+
+    def relax(self, structure: Structure) -> RelaxResult:
+        return RelaxResult(None, None, None, None, None, 0, False, "relaxation failed: stub")
+
+
+def test_cathodes_group_expands_to_every_cathode_system(tmp_path: Path) -> None:
+    assert expand_systems(["cathodes"]) == list(CATHODE_SYSTEMS)
+    assert expand_systems(["Li-Si", "Li-Co-O", "Cathodes"]) == ["Li-Si", *CATHODE_SYSTEMS]
+    assert expand_systems(["Li-Co-O:LiCoO2"]) == ["Li-Co-O:LiCoO2"]
+    from chggen_plugins.cli import build_parser
+
+    assert build_parser().parse_args(["dataset", "build", "out"]).systems == list(DEFAULT_SYSTEMS)
+    summary = build_dataset(tmp_path, systems=["cathodes"], target=1, patience=1, prototypes=False,
+                            progress=False, relaxer=_RefusingRelaxer())
+    assert list(summary.counts) == list(CATHODE_SYSTEMS) and set(summary.counts.values()) == {0}
+    assert [a["system"] for a in attempts(tmp_path)] == list(CATHODE_SYSTEMS)  # one turn each
+
+
+def test_cathode_prototypes_include_layered_spinel_and_rock_salt() -> None:
+    found = decorations(parse_system("Li-Co-O", 24), 24)
+    by_label = {(d.label, d.formula): d for d in found}
+    layered = by_label["ABC2_hR4_166_a_b_c", "LiCoO2"]  # NaCrS2 = alpha-NaFeO2 type, R-3m
+    assert dict(layered.mapping) == {"Na": "Li", "Cr": "Co", "S": "O"}
+    assert ("A2BC4_cF56_227_d_a_e", "LiCo2O4") in by_label  # MgAl2O4 spinel, Mg -> Li
+    assert ("AB_cF8_225_a_b", "CoO") in by_label  # rock salt
+    assert ("AB2_cF12_225_a_c", "Li2O") in by_label  # antifluorite
+    assert ("AB2_hP3_164_a_d", "CoO2") in by_label  # CdI2 = O1 CoO2
+    structure = decorate(layered)
+    assert structure.composition.reduced_formula == "LiCoO2" and len(structure) == 4
+    cobalt = next(i for i, site in enumerate(structure) if site.specie.symbol == "Co")
+    assert 1.6 < min(structure.get_distance(cobalt, j) for j in range(4) if j != cobalt) < 2.6
 
 
 def test_expansion_flags_cells_that_fell_apart() -> None:

@@ -55,7 +55,7 @@ from ..post.relax import MAX_STEPS, Relaxer, closest_pair
 from ..structures import from_atoms
 from .prototypes import Decoration, decorate, decorations
 from .readers import read_complete_frames
-from .systems import DEFAULT_SYSTEMS, ChemicalSystem, formula, parse_system
+from .systems import DEFAULT_SYSTEMS, ChemicalSystem, expand_systems, formula, parse_system
 
 
 MAX_EXPANSION = 2.0
@@ -239,15 +239,16 @@ def build_dataset(out_dir: str | Path, systems: Sequence[str] | None = None, tar
     """Grow out_dir until every system has `target` distinct relaxed structures (all workers
     together) or `patience` attempts in a row by this worker kept nothing new for it.
 
-    systems: "Li-Si" style names (default: Li-Si, Zn-P-S, Li-P-S), optionally with explicit
-    formulas "Li-Si:LiSi,Li3Si". `relaxer` overrides `max_steps` (tests pass a loaded model).
+    systems: "Li-Si" style names (default: `DEFAULT_SYSTEMS`, Li-Si, Zn-P-S, Li-P-S, Li-Ti-S),
+    optionally with explicit formulas "Li-Si:LiSi,Li3Si", or the group "cathodes" (every system of
+    `CATHODE_SYSTEMS`). `relaxer` overrides `max_steps` (tests pass a loaded model).
     """
     if target < 1 or max_atoms < 1 or patience < 1:
         raise ChggenError(f"dataset build: target ({target}), max_atoms ({max_atoms}) and patience "
                           f"({patience}) must be >= 1")
     if not 0 <= worker < workers:
         raise ChggenError(f"dataset build: worker {worker} is not in 0..{workers - 1}")
-    parsed = [parse_system(s, max_atoms) for s in (systems or list(DEFAULT_SYSTEMS))]
+    parsed = [parse_system(s, max_atoms) for s in expand_systems(systems or list(DEFAULT_SYSTEMS))]
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     _restore_compressed(out_dir)
