@@ -14,13 +14,14 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from pymatgen.core import Composition, Lattice, Structure
 
 from chggen_plugins.datasets import build_dataset, read_dataset
-from chggen_plugins.datasets.build import MAX_EXPANSION, Task, expansion, random_start, system_tasks
+from chggen_plugins.datasets.build import (MAX_EXPANSION, Task, expansion, pyxtal_tolerances, random_start,
+                                           system_tasks)
 from chggen_plugins.datasets.prototypes import decorate, decorations
 from chggen_plugins.datasets.readers import read_complete_frames
 from chggen_plugins.datasets.systems import (CATHODE_SYSTEMS, DEFAULT_SYSTEMS, charge_fits, expand_systems,
                                              parse_system)
 from chggen_plugins.errors import ChggenError
-from chggen_plugins.post.relax import Relaxer, RelaxResult
+from chggen_plugins.post.relax import Relaxer, RelaxResult, closest_pair
 
 
 def rocksalt() -> Structure:
@@ -216,6 +217,21 @@ def test_random_start_is_deterministic() -> None:
     task = Task("t", "Li-Si", "Li2Si", 123, None)
     first, second = random_start(task, 9), random_start(task, 9)
     assert first == second and len(first) <= 9 and first.composition.reduced_formula == "Li2Si"
+
+
+def test_random_oxide_starts_keep_pairs_a_relaxable_distance_apart() -> None:
+    """PyXtal alone allows O-O at 0.7 A: these three Li-Co-O starts had a pair at 0.80-0.88 A and
+    were set aside unrelaxed. Pairs PyXtal already keeps 1 A apart (every sulfide pair) are as before."""
+    assert pyxtal_tolerances(["O"]).get_tol("O", "O") == 1.0
+    default = pyxtal_tolerances([])
+    for a, b in itertools.combinations_with_replacement(["Li", "Ti", "P", "S"], 2):
+        assert pyxtal_tolerances(["Li", "Ti", "P", "S"]).get_tol(a, b) == default.get_tol(a, b) >= 1.0
+    wanted = {"Li2CoO2/seed0/round0", "CoO2/seed0/round1", "Li2O/seed0/round1"}
+    tasks = [t for t in itertools.islice(system_tasks(parse_system("Li-Co-O", 24), 0, 24, False), 16)
+             if t.id.split("/", 2)[2] in wanted]
+    assert len(tasks) == 3
+    for task in tasks:
+        assert closest_pair(random_start(task, 24), 1.0) is None, task.id
 
 
 # --- builder -------------------------------------------------------------------------------------
