@@ -14,12 +14,14 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from pymatgen.core import Composition, Lattice, Structure
 
 from chggen_plugins.datasets import build_dataset, read_dataset
-from chggen_plugins.datasets.build import MAX_EXPANSION, Task, expansion, random_start, system_tasks
+from chggen_plugins.datasets.build import (MAX_EXPANSION, Task, expansion, pyxtal_tolerances, random_start,
+                                           system_tasks)
 from chggen_plugins.datasets.prototypes import decorate, decorations
 from chggen_plugins.datasets.readers import read_complete_frames
-from chggen_plugins.datasets.systems import charge_fits, parse_system
+from chggen_plugins.datasets.systems import (CATHODE_SYSTEMS, DEFAULT_SYSTEMS, charge_fits, expand_systems,
+                                             parse_system)
 from chggen_plugins.errors import ChggenError
-from chggen_plugins.post.relax import Relaxer
+from chggen_plugins.post.relax import Relaxer, RelaxResult, closest_pair
 
 
 def rocksalt() -> Structure:
@@ -139,6 +141,71 @@ def test_prototypes_map_cation_sites_to_cations() -> None:
     assert 1.5 < min(structure.distance_matrix[0][1:]) < 3.0
 
 
+# Known phases each cathode preset must sample (reduced formulas as `formula` writes them).
+KNOWN_CATHODE_PHASES = {
+    "Li-Co-O": ["LiCoO2", "CoO2", "Co3O4", "CoO", "Li2O"],
+    "Li-Ni-O": ["LiNiO2", "NiO2", "NiO", "Li2O"],
+    "Li-Mn-O": ["LiMn2O4", "MnO2", "Li2MnO3", "LiMnO2"],
+    "Li-Fe-O": ["LiFeO2", "Fe2O3", "Fe3O4"],
+    "Li-Fe-P-O": ["LiFePO4", "FePO4", "Li3PO4", "Fe2O3"],
+    "Li-V-O": ["LiV2O5", "V2O5", "LiVO2"],
+    "Li-Ti-O": ["Li4Ti5O12", "Li2TiO3", "TiO2", "LiTi2O4"],
+    "Na-Co-O": ["NaCoO2", "Na2Co3O6", "CoO2"],
+    "Na-Mn-O": ["NaMnO2", "MnO2"],
+    "Na-Fe-O": ["NaFeO2", "Fe2O3"],
+    "Mg-Mn-O": ["MgMn2O4", "MgO", "MnO2"],
+    "Mg-V-O": ["MgV2O5", "V2O5", "MgO"],
+}
+
+
+def test_cathode_presets_parse_and_hold_the_known_phases() -> None:
+    assert list(DEFAULT_SYSTEMS) == ["Li-Si", "Zn-P-S", "Li-P-S", "Li-Ti-S"]  # the CLI default stays
+    assert list(CATHODE_SYSTEMS) == list(KNOWN_CATHODE_PHASES)
+    for name, listed in CATHODE_SYSTEMS.items():
+        system = parse_system(name, 24)
+        assert system.name == name and system.formulas == listed  # every formula kept, none renamed
+        assert set(KNOWN_CATHODE_PHASES[name]) <= set(system.formulas), name
+    assert parse_system("O-Co-Li", 24).formulas == CATHODE_SYSTEMS["Li-Co-O"]  # any element order
+    assert "Li4Ti5O12" not in parse_system("Li-Ti-O", 20).formulas  # 21 atoms per formula unit
+
+
+class _RefusingRelaxer:
+    """Stands in for CHGNet: every start fails at once, so a build only walks its task lists."""
+
+    fmax, min_distance = 0.1, 1.0
+
+    def relax(self, structure: Structure) -> RelaxResult:
+        return RelaxResult(None, None, None, None, None, 0, False, "relaxation failed: stub")
+
+
+def test_cathodes_group_expands_to_every_cathode_system(tmp_path: Path) -> None:
+    assert expand_systems(["cathodes"]) == list(CATHODE_SYSTEMS)
+    assert expand_systems(["Li-Si", "Li-Co-O", "Cathodes"]) == ["Li-Si", *CATHODE_SYSTEMS]
+    assert expand_systems(["Li-Co-O:LiCoO2"]) == ["Li-Co-O:LiCoO2"]
+    from chggen_plugins.cli import build_parser
+
+    assert build_parser().parse_args(["dataset", "build", "out"]).systems == list(DEFAULT_SYSTEMS)
+    summary = build_dataset(tmp_path, systems=["cathodes"], target=1, patience=1, prototypes=False,
+                            progress=False, relaxer=_RefusingRelaxer())
+    assert list(summary.counts) == list(CATHODE_SYSTEMS) and set(summary.counts.values()) == {0}
+    assert [a["system"] for a in attempts(tmp_path)] == list(CATHODE_SYSTEMS)  # one turn each
+
+
+def test_cathode_prototypes_include_layered_spinel_and_rock_salt() -> None:
+    found = decorations(parse_system("Li-Co-O", 24), 24)
+    by_label = {(d.label, d.formula): d for d in found}
+    layered = by_label["ABC2_hR4_166_a_b_c", "LiCoO2"]  # NaCrS2 = alpha-NaFeO2 type, R-3m
+    assert dict(layered.mapping) == {"Na": "Li", "Cr": "Co", "S": "O"}
+    assert ("A2BC4_cF56_227_d_a_e", "LiCo2O4") in by_label  # MgAl2O4 spinel, Mg -> Li
+    assert ("AB_cF8_225_a_b", "CoO") in by_label  # rock salt
+    assert ("AB2_cF12_225_a_c", "Li2O") in by_label  # antifluorite
+    assert ("AB2_hP3_164_a_d", "CoO2") in by_label  # CdI2 = O1 CoO2
+    structure = decorate(layered)
+    assert structure.composition.reduced_formula == "LiCoO2" and len(structure) == 4
+    cobalt = next(i for i, site in enumerate(structure) if site.specie.symbol == "Co")
+    assert 1.6 < min(structure.get_distance(cobalt, j) for j in range(4) if j != cobalt) < 2.6
+
+
 def test_expansion_flags_cells_that_fell_apart() -> None:
     dense = Structure(Lattice.cubic(3.0), ["Li", "S"], [[0, 0, 0], [0.5, 0.5, 0.5]])  # CsCl-type
     assert expansion(dense) < 1.0
@@ -150,6 +217,21 @@ def test_random_start_is_deterministic() -> None:
     task = Task("t", "Li-Si", "Li2Si", 123, None)
     first, second = random_start(task, 9), random_start(task, 9)
     assert first == second and len(first) <= 9 and first.composition.reduced_formula == "Li2Si"
+
+
+def test_random_oxide_starts_keep_pairs_a_relaxable_distance_apart() -> None:
+    """PyXtal alone allows O-O at 0.7 A: these three Li-Co-O starts had a pair at 0.80-0.88 A and
+    were set aside unrelaxed. Pairs PyXtal already keeps 1 A apart (every sulfide pair) are as before."""
+    assert pyxtal_tolerances(["O"]).get_tol("O", "O") == 1.0
+    default = pyxtal_tolerances([])
+    for a, b in itertools.combinations_with_replacement(["Li", "Ti", "P", "S"], 2):
+        assert pyxtal_tolerances(["Li", "Ti", "P", "S"]).get_tol(a, b) == default.get_tol(a, b) >= 1.0
+    wanted = {"Li2CoO2/seed0/round0", "CoO2/seed0/round1", "Li2O/seed0/round1"}
+    tasks = [t for t in itertools.islice(system_tasks(parse_system("Li-Co-O", 24), 0, 24, False), 16)
+             if t.id.split("/", 2)[2] in wanted]
+    assert len(tasks) == 3
+    for task in tasks:
+        assert closest_pair(random_start(task, 24), 1.0) is None, task.id
 
 
 # --- builder -------------------------------------------------------------------------------------

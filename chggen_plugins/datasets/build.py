@@ -4,7 +4,8 @@ Each system gets two kinds of starting points, in this order per system:
 1. the AFLOW prototypes shipped with pymatgen, decorated with the system's elements (`prototypes.py`);
 2. random symmetric crystals from PyXtal, round after round over the system's compositions, each
    with a random number of formula units (cell up to `max_atoms` atoms in the conventional cell)
-   and a random space group (2-230) compatible with the atom counts; the primitive cell is relaxed.
+   and a random space group (2-230) compatible with the atom counts, no pair closer than PyXtal's
+   distances or 1 A (`pyxtal_tolerances`); the primitive cell is relaxed.
 Systems are interleaved so every system grows at once. Each start is relaxed with CHGNet (FIRE,
 fmax 0.1 eV/A, cell and positions), kept only if converged, no pair ended closer than 1 A and the
 cell did not blow up (`expansion` <= 2: a decorated layer or molecule prototype can drift apart), and
@@ -48,14 +49,15 @@ from pymatgen.io.ase import AseAtomsAdaptor
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 from pyxtal import pyxtal
 from pyxtal.symmetry import Group
+from pyxtal.tolerance import Tol_matrix
 from tqdm import tqdm
 
 from ..errors import ChggenError, first_line
-from ..post.relax import MAX_STEPS, Relaxer, closest_pair
+from ..post.relax import MAX_STEPS, MIN_DISTANCE, Relaxer, closest_pair
 from ..structures import from_atoms
 from .prototypes import Decoration, decorate, decorations
 from .readers import read_complete_frames
-from .systems import DEFAULT_SYSTEMS, ChemicalSystem, formula, parse_system
+from .systems import DEFAULT_SYSTEMS, ChemicalSystem, expand_systems, formula, parse_system
 
 
 MAX_EXPANSION = 2.0
@@ -116,6 +118,20 @@ def compatible_groups(counts: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(g for g in range(2, 231) if Group(g).check_compatible(list(counts))[0])
 
 
+def pyxtal_tolerances(species: Sequence[str]) -> Tol_matrix:
+    """PyXtal's closest allowed distances, each pair of `species` raised to at least MIN_DISTANCE.
+
+    PyXtal's own allow O-O at 0.7 A and P-O at 0.89 A: oxide starts with such a pair were set aside
+    by the relaxer (3 of 16 random Li-Co-O starts). Pairs already at 1 A or more (every pair of the
+    sulfide and silicide systems) keep their value, so those systems' random starts are unchanged.
+    """
+    tolerances = Tol_matrix(prototype="atomic")
+    for a, b in itertools.combinations_with_replacement(species, 2):
+        if tolerances.get_tol(a, b) < MIN_DISTANCE:
+            tolerances.set_tol(a, b, MIN_DISTANCE)
+    return tolerances
+
+
 def random_start(task: Task, max_atoms: int) -> Structure:
     """A random symmetric crystal for the task's formula (PyXtal), as its primitive cell."""
     composition = Composition(task.formula)
@@ -128,7 +144,8 @@ def random_start(task: Task, max_atoms: int) -> Structure:
         raise ValueError(f"no space group 2-230 fits counts {counts}")
     group = int(rng.choice(groups))
     crystal = pyxtal()
-    crystal.from_random(3, group, species, list(counts), random_state=int(rng.integers(2**31)))
+    crystal.from_random(3, group, species, list(counts), random_state=int(rng.integers(2**31)),
+                        tm=pyxtal_tolerances(species))
     if not crystal.valid:
         raise ValueError(f"PyXtal found no {task.formula} x{units} crystal in group {group}")
     return crystal.to_pymatgen().get_primitive_structure()
@@ -239,15 +256,16 @@ def build_dataset(out_dir: str | Path, systems: Sequence[str] | None = None, tar
     """Grow out_dir until every system has `target` distinct relaxed structures (all workers
     together) or `patience` attempts in a row by this worker kept nothing new for it.
 
-    systems: "Li-Si" style names (default: Li-Si, Zn-P-S, Li-P-S), optionally with explicit
-    formulas "Li-Si:LiSi,Li3Si". `relaxer` overrides `max_steps` (tests pass a loaded model).
+    systems: "Li-Si" style names (default: `DEFAULT_SYSTEMS`, Li-Si, Zn-P-S, Li-P-S, Li-Ti-S),
+    optionally with explicit formulas "Li-Si:LiSi,Li3Si", or the group "cathodes" (every system of
+    `CATHODE_SYSTEMS`). `relaxer` overrides `max_steps` (tests pass a loaded model).
     """
     if target < 1 or max_atoms < 1 or patience < 1:
         raise ChggenError(f"dataset build: target ({target}), max_atoms ({max_atoms}) and patience "
                           f"({patience}) must be >= 1")
     if not 0 <= worker < workers:
         raise ChggenError(f"dataset build: worker {worker} is not in 0..{workers - 1}")
-    parsed = [parse_system(s, max_atoms) for s in (systems or list(DEFAULT_SYSTEMS))]
+    parsed = [parse_system(s, max_atoms) for s in expand_systems(systems or list(DEFAULT_SYSTEMS))]
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     _restore_compressed(out_dir)

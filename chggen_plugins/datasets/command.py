@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..post.relax import MAX_STEPS
-from .systems import DEFAULT_SYSTEMS
+from .systems import CATHODE_SYSTEMS, DEFAULT_SYSTEMS
 
 if TYPE_CHECKING:
     from .build import BuildSummary
@@ -22,7 +22,9 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("out_dir", type=Path,
                         help="folder for structures.w<k>.extxyz and attempts.w<k>.jsonl")
     parser.add_argument("--systems", nargs="+", default=list(DEFAULT_SYSTEMS),
-                        help="e.g. Li-Si Zn-P-S, or Li-Si:LiSi,Li3Si with explicit formulas")
+                        help="e.g. Li-Si Zn-P-S, or Li-Si:LiSi,Li3Si with explicit formulas; "
+                             "'cathodes' stands for the battery-cathode oxides "
+                             f"{', '.join(CATHODE_SYSTEMS)} (default: {' '.join(DEFAULT_SYSTEMS)})")
     parser.add_argument("--target", type=int, default=500, help="distinct structures per system")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-atoms", type=int, default=24)
