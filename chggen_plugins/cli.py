@@ -36,6 +36,23 @@ def _guest(text: str) -> tuple[str, int]:
     return symbol, number
 
 
+def _indices(text: str) -> list[int]:
+    """'3,4,7' -> [3, 4, 7], for --regenerate-sites."""
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: write 0-based site indices, e.g. 3,4,7") from None
+
+
+def _centre(text: str) -> int | list[float]:
+    """'12' (a site index) or '0.5,0.5,0.25' (fractional coordinates), for --around."""
+    parts = text.split(",")
+    try:
+        return int(text) if len(parts) == 1 else [float(part) for part in parts]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: write a site index (12) or fractional x,y,z") from None
+
+
 def _output_format(path: Path) -> str:
     if path.suffix.lower() not in _FORMATS:
         raise ChggenError(f"--out {path}: use a .extxyz, .xyz or .cif file name")
@@ -83,9 +100,15 @@ def cmd_inpaint(args: argparse.Namespace) -> None:
         raise ChggenError(f"--samples must be a positive integer, got {args.samples}")
     seed = secrets.randbits(31) if args.seed is None else args.seed  # stored, so any run can be repeated
     guests: dict[str, int] = {}
-    for symbol, count in args.guest:
+    for symbol, count in args.guest or []:
         guests[symbol] = guests.get(symbol, 0) + count
     host = read_structure(Path(args.host))
+    if args.regenerate_sites or args.regenerate_species or args.around is not None or args.within is not None:
+        from .host import select_guests
+
+        host, taken = select_guests(host, args.regenerate_sites, args.regenerate_species, args.around, args.within)
+        print(f"regenerating {', '.join(f'{s}:{n}' for s, n in taken.items())} of {Path(args.host).name}")
+        guests = {s: taken.get(s, 0) + guests.get(s, 0) for s in {**taken, **guests}}
     if args.space_group is not None and not args.symmetric:
         raise ChggenError("--space-group is used with --symmetric")
     if args.symmetric:
@@ -101,7 +124,7 @@ def cmd_inpaint(args: argparse.Namespace) -> None:
                       jump_length=args.jump_length, resamples=args.resamples, device=args.device,
                       progress=not args.quiet, symmetric=args.symmetric, space_group=args.space_group,
                       levels=args.levels, start=None if args.start is None else read_structure(Path(args.start)),
-                      start_sigma=args.start_sigma)
+                      start_sigma=args.start_sigma, regenerate_existing=args.regenerate_existing)
     if args.symmetric:
         first = samples[0].properties
         kept = first["guest_space_group_symbol"]
@@ -230,8 +253,21 @@ def build_parser() -> argparse.ArgumentParser:
         description="Keep every atom of HOST where it is (lattice and species too) and generate the "
                     "guest atoms around it. Writes all samples to one file; the host comes back exact.")
     paint.add_argument("host", help="host structure file (CIF, POSCAR, extxyz, ...)")
-    paint.add_argument("--guest", type=_guest, action="append", required=True, metavar="EL:N",
-                       help="guest element and count per structure, e.g. Li:4 (repeat for more)")
+    paint.add_argument("--guest", type=_guest, action="append", metavar="EL:N",
+                       help="guest element and count per structure, e.g. Li:4 (repeat for more); added to the "
+                            "host's own atoms of that element unless --regenerate-existing")
+    paint.add_argument("--regenerate-existing", action="store_true",
+                       help="with --guest: regenerate the host's own atoms of the guest elements too "
+                            "(a host with 2 Li and --guest Li:2 gets 4 Li, all new)")
+    paint.add_argument("--regenerate-sites", type=_indices, default=None, metavar="I,J,...",
+                       help="regenerate these sites of HOST (0-based indices) as guests")
+    paint.add_argument("--regenerate-species", nargs="+", default=None, metavar="EL",
+                       help="regenerate every atom of these elements (within --within of --around, if given)")
+    paint.add_argument("--around", type=_centre, default=None, metavar="SITE|X,Y,Z",
+                       help="centre of the sphere to regenerate: a site index or fractional coordinates")
+    paint.add_argument("--within", type=float, default=None, metavar="RADIUS",
+                       help="radius in A of the sphere around --around whose atoms (of --regenerate-species, "
+                            "or of every element) are regenerated")
     paint.add_argument("--model", required=True, help="score model name (see `chggen models`)")
     paint.add_argument("--model-source", default=None,
                        help="checkpoint or file the model is loaded from (default: its bundled weights)")

@@ -68,21 +68,76 @@ def _element_symbol(name: str) -> str:
 
 def strip_guests(structure: Structure, species: str | Iterable[str] = "Li") -> tuple[Structure, dict[str, int]]:
     """Remove every site of the guest species; return the framework and how many of each were removed."""
+    names = [species] if isinstance(species, str) else list(species)
+    if not names:
+        raise ChggenError("no guest species given")
+    return select_guests(structure, species=names)
+
+
+def select_guests(structure: Structure, indices: Iterable[int] | None = None,
+                  species: Iterable[str] | None = None, centre: Iterable[float] | int | None = None,
+                  radius: float | None = None) -> tuple[Structure, dict[str, int]]:
+    """The atoms of `structure` to regenerate, taken out as guests: (the host left, guest counts).
+
+    Args:
+        structure: an ordered structure.
+        indices: site indices (0-based) to regenerate; not combined with the other selectors.
+        species: element symbols: every atom of these (within the sphere, when one is given).
+        centre: the sphere's centre, as fractional coordinates or a site index.
+        radius: the sphere's radius in A (periodic distances): a defect's or a surface's neighbourhood.
+    Returns:
+        The host (the structure without the selected sites) and {symbol: count} of the removed atoms.
+    """
     if not structure.is_ordered:
         raise ChggenError(f"{structure.formula}: partial occupancies; a host needs an ordered structure")
-    names = [species] if isinstance(species, str) else list(species)
-    symbols = [_element_symbol(name) for name in names]
-    if not symbols:
-        raise ChggenError("no guest species given")
-    counts = {s: sum(site.specie.symbol == s for site in structure) for s in symbols}
-    missing = [s for s, n in counts.items() if n == 0]
-    if missing:
-        raise ChggenError(f"guest species {', '.join(missing)} not found in {structure.formula}")
-    keep = [i for i, site in enumerate(structure) if site.specie.symbol not in counts]
+    if indices is not None:
+        if species is not None or centre is not None or radius is not None:
+            raise ChggenError("guests: choose them by site indices or by species and sphere, not both")
+        chosen = list(indices)
+        bad = [i for i in chosen if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < len(structure)]
+        if bad or len(set(chosen)) != len(chosen) or not chosen:
+            raise ChggenError(f"guest site indices {chosen}: each must appear once and lie in 0..{len(structure) - 1}")
+    else:
+        symbols = None if species is None else [_element_symbol(name) for name in species]
+        missing = [s for s in symbols or [] if not any(site.specie.symbol == s for site in structure)]
+        if missing:
+            raise ChggenError(f"guest species {', '.join(missing)} not found in {structure.formula}")
+        chosen = [i for i, site in enumerate(structure) if symbols is None or site.specie.symbol in symbols]
+        if (centre is None) != (radius is None):
+            raise ChggenError("guests within a sphere need both its centre and its radius")
+        if centre is not None:
+            chosen = _within_sphere(structure, chosen, centre, radius)
+        elif symbols is None:
+            raise ChggenError("guests: give site indices, species, or a sphere")
+    counts: dict[str, int] = {}
+    for i in chosen:
+        counts[structure[i].specie.symbol] = counts.get(structure[i].specie.symbol, 0) + 1
+    keep = [i for i in range(len(structure)) if i not in set(chosen)]
     if not keep:
-        raise ChggenError(f"{structure.formula}: no framework atoms left after removing {', '.join(symbols)}")
-    framework = Structure.from_sites([structure[i] for i in keep])
-    return framework, counts
+        raise ChggenError(f"{structure.formula}: no framework atoms left after taking out {counts}")
+    return Structure.from_sites([structure[i] for i in keep]), counts
+
+
+def _within_sphere(structure: Structure, candidates: list[int], centre: Iterable[float] | int,
+                   radius: float) -> list[int]:
+    """The candidate sites within `radius` A (periodic) of `centre` (fractional or a site index)."""
+    if not radius > 0:
+        raise ChggenError(f"sphere radius {radius!r} must be > 0 A")
+    if isinstance(centre, int) and not isinstance(centre, bool):
+        if not 0 <= centre < len(structure):
+            raise ChggenError(f"sphere centre site {centre} is outside 0..{len(structure) - 1}")
+        point = structure[centre].frac_coords
+    else:
+        point = list(centre)
+        if len(point) != 3:
+            raise ChggenError(f"sphere centre {point} must be 3 fractional coordinates or a site index")
+    if not candidates:
+        return []
+    distances = structure.lattice.get_all_distances([point], structure.frac_coords[candidates])[0]
+    inside = [i for i, d in zip(candidates, distances) if d <= radius]
+    if not inside:
+        raise ChggenError(f"no guest candidate within {radius:g} A of the sphere centre {centre}")
+    return inside
 
 
 def _scaled_guests(guests: Mapping[str, int], scale: Fraction, formula: str) -> dict[str, int]:

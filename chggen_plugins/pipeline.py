@@ -12,6 +12,7 @@ from pymatgen.core import Element, Lattice, Structure
 from .batch import InpaintTask, batch_to_structures, tasks_to_batch, tasks_to_orbits
 from .devices import check_device
 from .errors import ChggenError
+from .host import select_guests
 from .plugins import load_model
 from .protocol import ScoreModel
 from .sampling.inpaint import SamplerSettings, sample, start_level_of
@@ -87,7 +88,7 @@ def inpaint(host: StructureLike, guests: Mapping[str, int], model: ModelLike, n_
             seed: int | None = None, jump_length: int = 10, resamples: int | None = None, device: str = "cpu",
             progress: bool = False, symmetric: bool = False, space_group: int | None = None,
             levels: int | None = None, start: StructureLike | None = None,
-            start_sigma: float | None = None) -> list[Structure] | list[Atoms]:
+            start_sigma: float | None = None, regenerate_existing: bool = False) -> list[Structure] | list[Atoms]:
     """Generate `guests` (e.g. {"Li": 4}) into a fixed `host`; returns `n_samples` structures.
 
     The host comes back bit for bit; lattice and species are untouched. Given ASE Atoms, returns Atoms.
@@ -97,9 +98,16 @@ def inpaint(host: StructureLike, guests: Mapping[str, int], model: ModelLike, n_
     is the model's default (3; 1 for a host-conditioned model). `start` (a structure in the host's
     cell holding a placement of the guests) with `start_sigma` (model noise units, A for native)
     refines that placement instead of sampling from nothing: it is noised by `start_sigma` and the
-    walk descends from the level of that noise.
+    walk descends from the level of that noise. `regenerate_existing=True`: the host's own atoms of
+    the guest elements are taken out and generated again with the new ones (a host with 2 Li and
+    guests {"Li": 2} gives 4 new Li); False keeps them as host. Other selections of atoms to
+    regenerate (site indices, a sphere): `chggen_plugins.host.select_guests`, then inpaint its host.
     """
     structure, was_atoms = to_structure(host)
+    present = [symbol for symbol in guests if any(site.specie.symbol == symbol for site in structure)]
+    if regenerate_existing and present:
+        structure, existing = select_guests(structure, species=present)
+        guests = {symbol: count + existing.get(symbol, 0) for symbol, count in guests.items()}
     placement = None if start is None else to_structure(start, "start")[0]
     task = InpaintTask(structure, dict(guests), n_samples, symmetric=symmetric,
                        space_group=space_group, start=placement)

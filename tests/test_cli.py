@@ -69,6 +69,36 @@ def test_inpaint_refines_a_start_placement(files, reference, host, capsys):
                                                                       "--start", str(files / "guess.cif")))
 
 
+def test_inpaint_regenerates_chosen_sites_and_existing_guests(files, reference, capsys):
+    """From the full reference (4 Si, 2 Li): one Li site regenerated; then both Li kept and one
+    added, or both regenerated with it. The kept sites come back bit for bit, in their order."""
+    out = files / "sites.extxyz"
+    base = ["inpaint", str(files / "full.cif"), "--model", "analytic", "--model-source", str(files / "full.cif"),
+            "--samples", "2", "--seed", "1", "--jump-length", "5", "-q"]
+    full = Structure.from_file(files / "full.cif")
+    lithium = [i for i, site in enumerate(full) if site.specie.symbol == "Li"][-1]
+    assert main([*base, "--regenerate-sites", str(lithium), "--out", str(out)]) == 0
+    assert "regenerating Li:1 of full.cif" in capsys.readouterr().out
+    kept = [i for i in range(6) if i != lithium]
+    for frame in read(out, index=":"):
+        assert frame.get_chemical_symbols() == [full[i].specie.symbol for i in kept] + ["Li"]
+        assert np.allclose(frame.get_scaled_positions(wrap=False)[:5], full.frac_coords[kept], atol=1e-8)
+    one_li = full.copy()
+    one_li.remove_sites([lithium])
+    one_li.to(filename=str(files / "one_li.cif"))
+    on_top = [str(files / "one_li.cif") if arg == str(files / "full.cif") and i == 1 else arg for i, arg in enumerate(base)]
+    assert main([*on_top, "--guest", "Li:1", "--out", str(files / "add.extxyz")]) == 0
+    as_read = Structure.from_file(files / "one_li.cif")
+    for frame in read(files / "add.extxyz", index=":"):     # the host's Li kept, one Li added
+        assert frame.get_chemical_symbols() == [site.specie.symbol for site in as_read] + ["Li"]
+        assert np.allclose(frame.get_scaled_positions(wrap=False)[:5], as_read.frac_coords, atol=1e-8)
+    assert main([*on_top, "--guest", "Li:1", "--regenerate-existing", "--out", str(files / "all.extxyz")]) == 0
+    for frame in read(files / "all.extxyz", index=":"):     # the host's Li taken out and made again
+        assert frame.get_chemical_symbols() == ["Si"] * 4 + ["Li"] * 2
+    assert "give site indices" not in capsys.readouterr().err
+    assert "no guest atoms given" in one_line_error(capsys, [*base, "--out", str(files / "none.extxyz")])
+
+
 def one_line_error(capsys, argv):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()

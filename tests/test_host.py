@@ -13,6 +13,7 @@ from chggen_plugins.host import (
     TOLERANCE_LADDER,
     HostSymmetryError,
     host_from_structure,
+    select_guests,
     strip_guests,
     symmetrize_host,
 )
@@ -130,3 +131,40 @@ def test_guest_species_absent_or_unknown():
         strip_guests(diamond_primitive(), "Na")
     with pytest.raises(ChggenError, match="'Lithium'"):
         strip_guests(diamond_primitive(), ["Lithium"])
+
+
+def diamond_with_li():
+    si = Structure.from_spacegroup("Fd-3m", Lattice.cubic(5.43), ["Si"], [[0, 0, 0]])
+    si.append("Li", [0.5, 0.5, 0.5])
+    si.append("Li", [0.25, 0.75, 0.75])
+    return si
+
+
+def test_select_guests_by_index_species_and_sphere():
+    crystal = diamond_with_li()
+    host, guests = select_guests(crystal, indices=[0, 8])
+    assert guests == {"Si": 1, "Li": 1} and len(host) == 8
+    assert host[0].frac_coords.tolist() == crystal[1].frac_coords.tolist()
+    # a Si atom and its four neighbours at 2.35 A; the next shell is at 3.84 A
+    host, guests = select_guests(crystal, species=["Si"], centre=0, radius=2.5)
+    assert guests == {"Si": 5} and host.composition.formula == "Li2 Si3"
+    near = crystal[0].frac_coords
+    assert all(crystal.lattice.get_distance_and_image(near, s.frac_coords)[0] > 2.5 for s in host if s.specie.symbol == "Si")
+    # every element within a sphere around a point: the Li at the body centre and nothing else
+    host, guests = select_guests(crystal, centre=[0.5, 0.5, 0.5], radius=1.0)
+    assert guests == {"Li": 1} and len(host) == 9
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"indices": [0], "species": ["Si"]}, "not both"),
+    ({"indices": [0, 0]}, "each must appear once"),
+    ({"indices": [10]}, "lie in 0..9"),
+    ({"species": ["Si"], "centre": 0}, "both its centre and its radius"),
+    ({"species": ["Li"], "centre": [0.0, 0.0, 0.0], "radius": 1.0}, "no guest candidate within 1 A"),
+    ({"species": ["Na"]}, "Na not found"),
+    ({"centre": 0, "radius": 100.0}, "no framework atoms left"),
+    ({}, "give site indices, species, or a sphere"),
+])
+def test_select_guests_refuses_in_one_line(kwargs, message):
+    with pytest.raises(ChggenError, match=message):
+        select_guests(diamond_with_li(), **kwargs)
