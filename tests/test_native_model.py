@@ -275,3 +275,6 @@ def test_conditional_training_saves_a_host_conditioned_model(tmp_path):
 def test_weights_without_a_host_flag_load_unconditional():
     """The shipped weights and every older checkpoint predate the flag: they stay unconditional."""
     assert load_model("native").host_conditioned is False
+    from chggen_native.plugin import DEFAULT_WEIGHTS
+    conditional = load_model("native", str(DEFAULT_WEIGHTS.with_name("native_conditional.pt")))
+    assert conditional.host_conditioned and conditional.trained
