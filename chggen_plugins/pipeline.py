@@ -104,8 +104,8 @@ def inpaint(host: StructureLike, guests: Mapping[str, int], model: ModelLike, n_
     regenerate (site indices, a sphere): `chggen_plugins.host.select_guests`, then inpaint its host.
     """
     structure, was_atoms = to_structure(host)
-    present = [symbol for symbol in guests if any(site.specie.symbol == symbol for site in structure)]
-    if regenerate_existing and present:
+    present = [symbol for symbol in guests if symbol in structure.composition] if regenerate_existing else []
+    if present:
         structure, existing = select_guests(structure, species=present)
         guests = {symbol: count + existing.get(symbol, 0) for symbol, count in guests.items()}
     placement = None if start is None else to_structure(start, "start")[0]
