@@ -24,9 +24,9 @@ import torch  # noqa: E402
 from monty.serialization import dumpfn  # noqa: E402
 from pymatgen.entries.computed_entries import ComputedEntry  # noqa: E402
 
-from chggen_plugins.config import load_config  # noqa: E402
-from chggen_plugins.distributed import dask_client  # noqa: E402
-from chggen_plugins.workflow import Campaign  # noqa: E402
+from chggen_plugins.applications.campaign import Campaign  # noqa: E402
+from chggen_plugins.runs.config import load_config  # noqa: E402
+from chggen_plugins.runs.dask import dask_client  # noqa: E402
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 SYSTEMS = ("cubic", "tetragonal", "orthorhombic", "monoclinic", "triclinic", "hexagonal", "rhombohedral")

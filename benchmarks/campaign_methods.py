@@ -41,23 +41,23 @@ import torch
 from pymatgen.core import Composition, Element, Structure
 from pyxtal import pyxtal
 
-from chggen_plugins.batch import InpaintTask
-from chggen_plugins.config import SymmetryConfig
+from chggen_plugins.api import sample_tasks
+from chggen_plugins.contract.registry import load_model
 from chggen_plugins.datasets.build import compatible_groups
-from chggen_plugins.datasets.systems import formula as reduced_formula
 from chggen_plugins.errors import ChggenError
-from chggen_plugins.host import host_from_structure
-from chggen_plugins.lattice import AXIS_RATIOS, DEFAULT_V0, LATTICE_SYSTEMS, lattice_grid, random_lattice
-from chggen_plugins.pipeline import sample_tasks
-from chggen_plugins.plugins import load_model
-from chggen_plugins.post.relax import Relaxer
-from chggen_plugins.post.stability import build_hull
-from chggen_plugins.post.symmetry import LIBRARIES, snap_to_symmetry
-from chggen_plugins.report import format_table, summary_rows
+from chggen_plugins.evaluation.relax import Relaxer
+from chggen_plugins.evaluation.stability import build_hull
+from chggen_plugins.evaluation.symmetry import LIBRARIES, snap_to_symmetry
+from chggen_plugins.runs.config import SymmetryConfig
+from chggen_plugins.runs.report import format_table, summary_rows
+from chggen_plugins.runs.shards import derived_seed, evaluate, lowest_distinct
+from chggen_plugins.runs.store import ResultStore, StoredResult
 from chggen_plugins.sampling.inpaint import SamplerSettings
-from chggen_plugins.store import ResultStore, StoredResult
-from chggen_plugins.workflow import derived_seed, evaluate, lowest_distinct
-from chggen_plugins.wyckoff import NoSymmetricPlacement
+from chggen_plugins.structures.batch import InpaintTask
+from chggen_plugins.structures.cells import AXIS_RATIOS, DEFAULT_V0, LATTICE_SYSTEMS, lattice_grid, random_lattice
+from chggen_plugins.structures.host import host_from_structure
+from chggen_plugins.structures.systems import formula as reduced_formula
+from chggen_plugins.structures.wyckoff import NoSymmetricPlacement
 
 METHODS = ("random", "pyxtal", "uncond", "inpaint", "inpaint-snap", "inpaint-sym")
 PAPER_SET = "ZnP2S6:9,Zn2P2S7:11,Li5Si2:14,Li2Si:12,Li13Si4:17"

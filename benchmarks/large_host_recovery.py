@@ -26,16 +26,16 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from native_inpainting_quality import MATCHER, WITHIN, calls_per_sample, guest_distances, parse_weights  # noqa: E402
 from pymatgen.analysis.prototypes import AFLOW_PROTOTYPE_LIBRARY  # noqa: E402
 from pymatgen.core import Structure  # noqa: E402
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer  # noqa: E402
 
 from chggen_native import NativeScoreModel  # noqa: E402
 from chggen_plugins import InpaintTask, sample_tasks  # noqa: E402
-from chggen_plugins.host import strip_guests  # noqa: E402
-from chggen_plugins.post.relax import Relaxer  # noqa: E402
+from chggen_plugins.evaluation.relax import Relaxer  # noqa: E402
 from chggen_plugins.sampling.inpaint import SamplerSettings  # noqa: E402
-from native_inpainting_quality import MATCHER, WITHIN, calls_per_sample, guest_distances, parse_weights  # noqa: E402
+from chggen_plugins.structures.host import strip_guests  # noqa: E402
 
 PROTOTYPES = {"zincblende": ("AB_cF8_216_c_a", (2, 2, 2)), "wurtzite": ("AB_hP4_186_b_b", (3, 3, 2))}
 

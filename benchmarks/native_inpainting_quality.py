@@ -48,10 +48,10 @@ from chggen_native.train import held_out, supercell_of  # noqa: E402
 from chggen_plugins import InpaintTask, sample_tasks  # noqa: E402
 from chggen_plugins.datasets import energy_above_lowest, read_dataset  # noqa: E402
 from chggen_plugins.errors import ChggenError  # noqa: E402
-from chggen_plugins.host import strip_guests  # noqa: E402
-from chggen_plugins.post.relax import Relaxer  # noqa: E402
+from chggen_plugins.evaluation.relax import Relaxer  # noqa: E402
 from chggen_plugins.sampling.inpaint import SamplerSettings  # noqa: E402
 from chggen_plugins.sampling.schedule import repaint_schedule  # noqa: E402
+from chggen_plugins.structures.host import strip_guests  # noqa: E402
 
 WITHIN = 0.5            # A
 ENERGY_TOLERANCE = 1e-3  # eV/atom

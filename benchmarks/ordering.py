@@ -30,9 +30,9 @@ import torch  # noqa: E402
 from pymatgen.analysis.structure_matcher import StructureMatcher  # noqa: E402
 from pymatgen.core import Structure  # noqa: E402
 
-from chggen_plugins.ordering import METHODS, order  # noqa: E402
-from chggen_plugins.post.relax import Relaxer  # noqa: E402
-from chggen_plugins.report import write_csv  # noqa: E402
+from chggen_plugins.applications.ordering import METHODS, order  # noqa: E402
+from chggen_plugins.evaluation.relax import Relaxer  # noqa: E402
+from chggen_plugins.runs.report import write_csv  # noqa: E402
 
 DATA = Path(__file__).with_name("data")
 CASES = {

@@ -28,17 +28,17 @@ import time  # noqa: E402
 
 import torch  # noqa: E402
 from pymatgen.core import Lattice, Structure  # noqa: E402
+from timed_model import TimedModel  # noqa: E402
 
 import chggen_native.network as native_network  # noqa: E402
 from chggen_native import NativeScoreModel  # noqa: E402
 from chggen_native.graph import all_pairs_graph  # noqa: E402
 from chggen_native.plugin import DEFAULT_WEIGHTS  # noqa: E402
-from chggen_plugins.batch import structures_to_batch  # noqa: E402
 from chggen_plugins import InpaintTask, sample_tasks  # noqa: E402
-from chggen_plugins.analytic import AnalyticSiteModel  # noqa: E402
+from chggen_plugins.models.analytic import AnalyticSiteModel  # noqa: E402
 from chggen_plugins.sampling.inpaint import SamplerSettings  # noqa: E402
-from timed_model import TimedModel  # noqa: E402
 from chggen_plugins.sampling.noise import CartesianVE  # noqa: E402
+from chggen_plugins.structures.batch import structures_to_batch  # noqa: E402
 
 RADIUS_GRAPH, PAIR_GEOMETRY = native_network.radius_graph, native_network.PairGeometry.__dict__["of"]
 GATHER = native_network.Interaction.gather   # the network's own, restored after each first-form run

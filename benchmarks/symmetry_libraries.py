@@ -1,6 +1,6 @@
 """spglib vs moyopy, side by side in one run: time per space-group call and whether they agree.
 
-Both go through `chggen_plugins.post.symmetry.space_group` (symprec 0.1 A, angle 10 deg), so the
+Both go through `chggen_plugins.evaluation.symmetry.space_group` (symprec 0.1 A, angle 10 deg), so the
 times include the same Structure -> cell conversion. Cases: a 64-atom Si diamond supercell, ideal and
 rattled by 0.05 A, and LiFePO4 (28 atoms, ideal and rattled; 56-atom rattled supercell). The last
 table counts how often each library recovers the parent group over many rattled copies. moyopy
@@ -22,7 +22,7 @@ import numpy as np
 from pymatgen.core import Lattice, Structure
 from pymatgen.util.testing import STRUCTURES_DIR
 
-from chggen_plugins.post.symmetry import space_group
+from chggen_plugins.evaluation.symmetry import space_group
 
 
 def rattle(structure: Structure, distance: float, seed: int) -> Structure:

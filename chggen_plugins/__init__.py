@@ -1,4 +1,18 @@
-"""CHGGen: host-guided crystal structure generation by RePaint inpainting, for any score model."""
+"""CHGGen: host-guided crystal structure generation by RePaint inpainting, for any score model.
+
+The folders are layers; a module imports only from its own folder or from a layer below
+(tests/test_layers.py checks it):
+
+    cli/           the `chggen` command
+    applications/  campaign, intercalation, ordering, symmetry benchmark
+    runs/          configs, shards, results store, Dask executor, tables and figures
+    api.py         inpaint / generate / sample_tasks: the Python API     datasets/  training data
+    evaluation/    relaxation, symmetry, stability, coordination, voltage  models/  analytic model
+    structures/    crystal I/O, batches, hosts, Wyckoff placement, cells, prototypes, systems
+    sampling/      the one sampler (tensors only)
+    contract/      protocol, hookspecs, registry, safe loading, devices, provenance
+    errors.py, lazy.py, allocator.py
+"""
 
 import os
 
@@ -6,17 +20,18 @@ import os
 # relaxation ran 6x faster with 1). It must be set before numpy loads; a user's own setting wins.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from .allocator import keep_freed_memory  # noqa: E402
-from .lazy import lazy_exports  # noqa: E402
+from chggen_plugins.allocator import keep_freed_memory  # noqa: E402
+from chggen_plugins.lazy import lazy_exports  # noqa: E402
 
 keep_freed_memory()  # torch's freed tensors stay mapped between score calls (allocator.py says why)
 
 # Imported on first use: the CLI and the plugin registry import this package without needing torch.
-_EXPORTS = {"ChggenError": ".errors", "CrystalBatch": ".protocol", "InpaintTask": ".batch",
-            "NoiseProcess": ".protocol", "ScoreModel": ".protocol", "generate": ".pipeline",
-            "inpaint": ".pipeline", "installed_models": ".plugins", "intercalate": ".intercalation",
-            "load_model": ".plugins", "order": ".ordering",
-            "sample_tasks": ".pipeline"}
+_EXPORTS = {"ChggenError": ".errors", "CrystalBatch": ".contract.protocol", "InpaintTask": ".structures.batch",
+            "ModelSpec": ".contract.hookspecs", "NoiseProcess": ".contract.protocol",
+            "ScoreModel": ".contract.protocol", "generate": ".api", "hookimpl": ".contract.hookspecs",
+            "inpaint": ".api", "installed_models": ".contract.registry",
+            "intercalate": ".applications.intercalation", "load_model": ".contract.registry",
+            "order": ".applications.ordering", "sample_tasks": ".api"}
 __getattr__ = lazy_exports(__name__, _EXPORTS)
 __all__ = sorted(_EXPORTS)
 __version__ = "0.1.0"

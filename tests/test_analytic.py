@@ -7,10 +7,10 @@ import pytest
 import torch
 from pymatgen.core import Lattice, Structure
 
-from chggen_plugins.analytic import AnalyticSiteModel, wrapped_gaussian_score
-from chggen_plugins.batch import InpaintTask, tasks_to_batch
 from chggen_plugins.errors import ChggenError
+from chggen_plugins.models.analytic import AnalyticSiteModel, wrapped_gaussian_score
 from chggen_plugins.sampling.noise import CartesianVE
+from chggen_plugins.structures.batch import InpaintTask, tasks_to_batch
 
 CELL = torch.tensor(Lattice.from_parameters(4.0, 5.0, 6.5, 75, 100, 110).matrix)
 
@@ -50,7 +50,7 @@ def test_score_matches_the_gradient_of_the_image_sum(std):
 
 def test_both_series_agree_where_they_meet():
     """Images and Fourier harmonics are two forms of one theta function: force each and compare."""
-    import chggen_plugins.analytic_model as analytic
+    import chggen_plugins.models.analytic_model as analytic
 
     diffs = torch.rand(20, 3, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     cells = CELL.expand(20, 3, 3)

@@ -5,13 +5,12 @@ from pathlib import Path
 
 import pytest
 from monty.serialization import dumpfn
+from test_workflow import ENTRIES, REFERENCE
 
-from chggen_plugins.benchmark import Case, parse_cases
+from chggen_plugins.applications.symmetry_benchmark import Case, parse_cases
 from chggen_plugins.cli import main
 from chggen_plugins.errors import ChggenError
-from chggen_plugins.store import ResultStore
-
-from test_workflow import ENTRIES, REFERENCE
+from chggen_plugins.runs.store import ResultStore
 
 
 def test_compositions_parse_with_the_paper_guests():

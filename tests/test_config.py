@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 
 from chggen_plugins.cli import main
-from chggen_plugins.config import load_config
 from chggen_plugins.errors import ChggenError
-from chggen_plugins.lattice import LATTICE_SYSTEMS
+from chggen_plugins.runs.config import load_config
+from chggen_plugins.structures.cells import LATTICE_SYSTEMS
 
 MINIMAL = """
 [model]

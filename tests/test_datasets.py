@@ -14,14 +14,19 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from pymatgen.core import Composition, Lattice, Structure
 
 from chggen_plugins.datasets import build_dataset, read_dataset
-from chggen_plugins.datasets.build import (MAX_EXPANSION, Task, expansion, pyxtal_tolerances, random_start,
-                                           system_tasks)
-from chggen_plugins.datasets.prototypes import decorate, decorations
+from chggen_plugins.datasets.build import MAX_EXPANSION, Task, expansion, pyxtal_tolerances, random_start, system_tasks
 from chggen_plugins.datasets.readers import read_complete_frames
-from chggen_plugins.datasets.systems import (CATHODE_SYSTEMS, DEFAULT_SYSTEMS, charge_fits, expand_systems,
-                                             parse_system)
 from chggen_plugins.errors import ChggenError
-from chggen_plugins.post.relax import Relaxer, RelaxResult, closest_pair
+from chggen_plugins.evaluation.relax import Relaxer, RelaxResult
+from chggen_plugins.structures.io import closest_pair
+from chggen_plugins.structures.prototypes import decorate, decorations
+from chggen_plugins.structures.systems import (
+    CATHODE_SYSTEMS,
+    DEFAULT_SYSTEMS,
+    charge_fits,
+    expand_systems,
+    parse_system,
+)
 
 
 def rocksalt() -> Structure:

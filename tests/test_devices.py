@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from chggen_plugins.cli import main
-from chggen_plugins.config import load_config
-from chggen_plugins.devices import available_devices, check_device
+from chggen_plugins.contract.devices import available_devices, check_device
+from chggen_plugins.contract.registry import load_model
 from chggen_plugins.errors import ChggenError
-from chggen_plugins.plugins import load_model
+from chggen_plugins.runs.config import load_config
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 HAS_CUDA = torch.cuda.is_available()

@@ -17,10 +17,10 @@ import yaml
 from pymatgen.core import Element, Structure
 
 from chggen_diffcsp import CSPNetConfig, DiffCSPScoreModel, load_checkpoint
-from chggen_plugins.safe_load import StandIn
 from chggen_plugins import ChggenError, inpaint, load_model
-from chggen_plugins.batch import structures_to_batch
 from chggen_plugins.cli import main
+from chggen_plugins.contract.safe_load import StandIn
+from chggen_plugins.structures.batch import structures_to_batch
 
 SI_HOST = Path(__file__).parents[1] / "examples" / "si_host.cif"
 TINY = CSPNetConfig(hidden_dim=16, num_layers=2, num_freqs=4, time_dim=8, timesteps=10)

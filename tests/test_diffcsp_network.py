@@ -14,7 +14,7 @@ import torch
 from pymatgen.core import Lattice, Structure
 
 from chggen_diffcsp import CSPNetConfig, DiffCSPNetwork, DiffCSPScoreModel
-from chggen_plugins.batch import structures_to_batch
+from chggen_plugins.structures.batch import structures_to_batch
 
 REFERENCE = torch.load(Path(__file__).parent / "data" / "diffcsp_reference.pt", weights_only=True)
 TINY = CSPNetConfig(hidden_dim=16, num_layers=2, num_freqs=4, time_dim=8, timesteps=10)

@@ -11,8 +11,8 @@ import torch
 from chggen_diffcsp import CSPNetConfig, DiffCSPProcess, DiffCSPScoreModel
 from chggen_diffcsp.noise import wrapped_normal_tables
 from chggen_plugins import inpaint
-from chggen_plugins.batch import structures_to_batch
-from chggen_plugins.protocol import CrystalBatch
+from chggen_plugins.contract.protocol import CrystalBatch
+from chggen_plugins.structures.batch import structures_to_batch
 
 TIMESTEPS = 12
 SIGMAS, NORMS = wrapped_normal_tables(TIMESTEPS)

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import ase.db
 import pytest
-
-from chggen_plugins.config import load_config
-from chggen_plugins.distributed import dask_client, shard_path
-from chggen_plugins.post.relax import Relaxer
-from chggen_plugins.store import ResultStore
-from chggen_plugins.workflow import SHARDS_NAME, Campaign
-
 from test_workflow import CONFIG, Killed, campaign_dir, small_model
+
+from chggen_plugins.applications.campaign import Campaign
+from chggen_plugins.evaluation.relax import Relaxer
+from chggen_plugins.runs.config import load_config
+from chggen_plugins.runs.dask import dask_client, shard_path
+from chggen_plugins.runs.shards import SHARDS_NAME
+from chggen_plugins.runs.store import ResultStore
 
 TEXT = (CONFIG.replace('host_files = ["si_host.cif", "p1_host.cif"]', 'host_files = ["si_host.cif"]')
         .replace("[cells]", "[cells]\nsamples_per_cell = 2").replace("max_steps = 80", "max_steps = 20"))

@@ -9,7 +9,7 @@ from pymatgen.symmetry.analyzer import SpacegroupAnalyzer, SymmetryUndeterminedE
 from pymatgen.util.testing import STRUCTURES_DIR
 
 from chggen_plugins.errors import ChggenError
-from chggen_plugins.host import (
+from chggen_plugins.structures.host import (
     TOLERANCE_LADDER,
     HostSymmetryError,
     host_from_structure,

@@ -8,18 +8,19 @@ from pathlib import Path
 import ase.db
 import numpy as np
 import pytest
+from periodic import same_frac_coords
 from pymatgen.core import Composition, Element, Lattice, Structure
 from pymatgen.entries.computed_entries import ComputedEntry
 
 from chggen_plugins import intercalate
-from chggen_plugins.analytic import AnalyticSiteModel
+from chggen_plugins.applications.intercalation import max_guests, prepare_host
 from chggen_plugins.cli import main
 from chggen_plugins.errors import ChggenError
-from chggen_plugins.intercalation import max_guests, parse_supercell, prepare_host
-from chggen_plugins.post.relax import Relaxer
-from chggen_plugins.post.voltage import guest_charge, pseudo_binary
+from chggen_plugins.evaluation.relax import Relaxer
+from chggen_plugins.evaluation.voltage import guest_charge, pseudo_binary
+from chggen_plugins.models.analytic import AnalyticSiteModel
 from chggen_plugins.sampling.noise import CartesianVE
-from periodic import same_frac_coords
+from chggen_plugins.structures.cells import parse_supercell
 
 FARADAY_MAH = 96485.33212 / 3.6  # mAh per mol of electrons
 
@@ -299,9 +300,8 @@ def test_diffcsp_model_through_the_api(tmp_path, relaxer):
 def test_a_symmetric_sweep_stores_symmetric_samples_beside_free_ones(tmp_path, relaxer):
     """symmetric=True: per count, K more samples whose guests keep the host's group or a subgroup
     (recorded per row, and true of the generated structure)."""
-    from chggen_plugins.wyckoff import plan_guests, symmetry_error
-
-    from chggen_plugins.store import ResultStore
+    from chggen_plugins.runs.store import ResultStore
+    from chggen_plugins.structures.wyckoff import plan_guests, symmetry_error
 
     intercalate(SI2, "Li", [1, 2], analytic(), tmp_path, relaxer=relaxer, symmetric=True, **SWEEP)
     symmetric = list(ResultStore(tmp_path / "results.db").results(method="symmetric"))

@@ -8,7 +8,7 @@ from pymatgen.core import Lattice, Structure
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
 from chggen_plugins.errors import ChggenError
-from chggen_plugins.lattice import (
+from chggen_plugins.structures.cells import (
     AXIS_RATIOS,
     LATTICE_SYSTEMS,
     MONOCLINIC_BETA,

@@ -17,13 +17,12 @@ pytest.importorskip("mattergen")
 from chggen_mattergen.checkpoint import CHECKPOINT_FILE, CONFIG_FILE, write_untrained_checkpoint  # noqa: E402
 from chggen_mattergen.noise import MatterGenPositionVE  # noqa: E402
 from chggen_mattergen.runtime import mattergen_module  # noqa: E402
-
-from chggen_plugins.batch import InpaintTask, tasks_to_batch  # noqa: E402
+from chggen_plugins.api import inpaint  # noqa: E402
 from chggen_plugins.cli import main  # noqa: E402
+from chggen_plugins.contract.protocol import CrystalBatch  # noqa: E402
+from chggen_plugins.contract.registry import installed_models, load_model  # noqa: E402
 from chggen_plugins.errors import ChggenError  # noqa: E402
-from chggen_plugins.pipeline import inpaint  # noqa: E402
-from chggen_plugins.plugins import installed_models, load_model  # noqa: E402
-from chggen_plugins.protocol import CrystalBatch  # noqa: E402
+from chggen_plugins.structures.batch import InpaintTask, tasks_to_batch  # noqa: E402
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 LEVELS = 10  # the small checkpoint's species diffusion steps: its own grid, and its generator's N

@@ -3,8 +3,8 @@
 import pytest
 from pymatgen.core import Lattice, Structure
 
-from chggen_plugins.post.metrics import coordination_numbers, coordination_stats
-from chggen_plugins.report import plot_coordination
+from chggen_plugins.evaluation.coordination import coordination_numbers, coordination_stats
+from chggen_plugins.runs.report import plot_coordination
 
 
 def diamond() -> Structure:

@@ -8,11 +8,22 @@ import torch
 from pymatgen.core import Lattice, Structure
 
 from chggen_native import NativeScoreModel, NetworkConfig
-from chggen_native.train import (GUEST_SETS, TrainSettings, draw_guests, dsm_loss, noisy_batch, split_dataset,
-                                 supercell_of, train, training_crystals, training_ladder, validation_loss)
-from chggen_plugins.batch import structures_to_batch
+from chggen_native.train import (
+    GUEST_SETS,
+    TrainSettings,
+    draw_guests,
+    dsm_loss,
+    noisy_batch,
+    split_dataset,
+    supercell_of,
+    train,
+    training_crystals,
+    training_ladder,
+    validation_loss,
+)
 from chggen_plugins import ChggenError, inpaint, load_model
 from chggen_plugins.cli import main
+from chggen_plugins.structures.batch import structures_to_batch
 
 TINY = NetworkConfig(features=16, layers=2, cutoff=5.0)
 
@@ -37,13 +48,13 @@ def test_checkpoint_round_trip(tmp_path):
     assert loaded.elements == {3, 14} and loaded.network.config == TINY
     assert loaded.metadata["data_recipe"] == {"note": "test"}
     assert loaded.noise_process.describe() == model.noise_process.describe()
-    from chggen_plugins.batch import structures_to_batch
+    from chggen_plugins.structures.batch import structures_to_batch
     batch = structures_to_batch(li_si_structures(2))
     assert torch.equal(loaded.score(batch, 50), model.score(batch, 50))
 
 
 def test_weights_say_whether_they_were_trained(tmp_path):
-    from chggen_plugins.provenance import UNTRAINED, model_provenance
+    from chggen_plugins.contract.provenance import UNTRAINED, model_provenance
     untrained = NativeScoreModel.untrained(frozenset({3, 14}), TINY)
     assert model_provenance(untrained).label == UNTRAINED
     shipped = model_provenance(load_model("native"))

@@ -5,8 +5,8 @@ import pytest
 import torch
 from pymatgen.core import Lattice
 
-from chggen_plugins.batch import InpaintTask, tasks_to_batch
 from chggen_plugins.sampling.noise import CartesianVE, FractionalVE, wrap_unit
+from chggen_plugins.structures.batch import InpaintTask, tasks_to_batch
 
 N_COPIES = 4000
 

@@ -12,16 +12,16 @@ from pymatgen.core import Lattice, Structure
 from pymatgen.io.cif import CifWriter
 
 from chggen_plugins import order
-from chggen_plugins.analytic_model import AnalyticSiteModel
-from chggen_plugins.batch import InpaintTask
+from chggen_plugins.api import sample_tasks
+from chggen_plugins.applications.ordering import METHODS, ordering_problem, smallest_supercell
+from chggen_plugins.applications.site_guidance import SiteGuidedModel, assign_to_sites
 from chggen_plugins.cli import main
 from chggen_plugins.errors import ChggenError
-from chggen_plugins.ordering import METHODS, ordering_problem, smallest_supercell
-from chggen_plugins.pipeline import sample_tasks
-from chggen_plugins.post.relax import Relaxer
+from chggen_plugins.evaluation.relax import Relaxer
+from chggen_plugins.models.analytic_model import AnalyticSiteModel
 from chggen_plugins.sampling.inpaint import SamplerSettings
 from chggen_plugins.sampling.noise import CartesianVE
-from chggen_plugins.site_guidance import SiteGuidedModel, assign_to_sites
+from chggen_plugins.structures.batch import InpaintTask
 
 LATTICE = Lattice.cubic(5.71)
 
@@ -116,7 +116,7 @@ def test_the_pull_puts_guests_on_distinct_allowed_sites():
 def test_restricted_method_pulls_only_when_asked(tmp_path: Path):
     """`site_pull` reaches the restricted method's sampler: with it the guests end near the listed
     sites before the assignment; by default (no pull) they stay where the model put them."""
-    from chggen_plugins.ordering import Ordering
+    from chggen_plugins.applications.ordering import Ordering
 
     disordered = li2s_disordered()
     problem = ordering_problem(disordered)

@@ -8,15 +8,15 @@ import textwrap
 import pluggy
 import pytest
 
-from chggen_plugins import hookspecs
+from chggen_plugins.contract import hookspecs
+from chggen_plugins.contract.registry import installed_models, load_model
 from chggen_plugins.errors import ChggenError
-from chggen_plugins.plugins import installed_models, load_model
 
 FAKE_PLUGIN = '''
 from pymatgen.core import Lattice, Structure
 
-from chggen_plugins.analytic import AnalyticSiteModel
-from chggen_plugins.hookspecs import ModelSpec, hookimpl
+from chggen_plugins.models.analytic import AnalyticSiteModel
+from chggen_plugins.contract.hookspecs import ModelSpec, hookimpl
 from chggen_plugins.sampling.noise import FractionalVE
 
 
@@ -142,7 +142,7 @@ def test_a_plugin_returning_something_else_is_refused():
 
     manager = _manager_with(Broken())
     assert list(installed_models(manager)) == ["broken"]
-    with pytest.raises(ChggenError, match="does not implement chggen_plugins.protocol.ScoreModel"):
+    with pytest.raises(ChggenError, match="does not implement chggen_plugins.contract.protocol.ScoreModel"):
         load_model("broken", manager=manager)
 
 

@@ -5,7 +5,8 @@ import pytest
 from pymatgen.core import Lattice, Structure
 
 from chggen_plugins.errors import ChggenError
-from chggen_plugins.post.relax import Relaxer, RelaxResult, closest_pair, site_rmsd
+from chggen_plugins.evaluation.relax import Relaxer, RelaxResult, site_rmsd
+from chggen_plugins.structures.io import closest_pair
 
 
 @pytest.fixture(scope="module")

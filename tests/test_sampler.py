@@ -8,11 +8,11 @@ from pymatgen.core import Lattice, Structure
 from pymatgen.io.ase import AseAtomsAdaptor
 
 from chggen_plugins import ChggenError, InpaintTask, generate, inpaint, sample_tasks
-from chggen_plugins.analytic import AnalyticSiteModel
-from chggen_plugins.batch import tasks_to_batch
+from chggen_plugins.models.analytic import AnalyticSiteModel
 from chggen_plugins.sampling.inpaint import SamplerSettings, sample
 from chggen_plugins.sampling.noise import CartesianVE, FractionalVE
 from chggen_plugins.sampling.schedule import repaint_schedule
+from chggen_plugins.structures.batch import tasks_to_batch
 
 GUEST_SITES = [1, 4]  # indices of the Li sites in the `reference` fixture
 
@@ -282,7 +282,7 @@ def test_the_progress_bar_counts_reverse_and_renoise_steps_apart(reference, host
 def test_levels_resample_the_ladder_where_the_model_allows(reference, host):
     """`levels`: the analytic (and native, MatterGen) model on N levels over the same sigma range;
     a model without `with_levels` (DiffCSP's fixed steps) is one line."""
-    from chggen_plugins.pipeline import with_levels
+    from chggen_plugins.api import with_levels
 
     model = AnalyticSiteModel(reference, 0.2, CartesianVE(num_levels=200, corrector_steps=0))
     coarse = with_levels(model, 30)

@@ -10,10 +10,17 @@ from pymatgen.core import Composition, Lattice, Structure
 from pymatgen.entries.computed_entries import ComputedEntry, ComputedStructureEntry
 
 from chggen_plugins.errors import ChggenError
-from chggen_plugins.post import stability
-from chggen_plugins.post.relax import Relaxer
-from chggen_plugins.post.stability import (SOURCE_FILE, SOURCE_MP, SOURCE_REFERENCE, Hull, build_hull,
-                                           load_entries, passes_screen)
+from chggen_plugins.evaluation.relax import Relaxer
+from chggen_plugins.evaluation.stability import (
+    SOURCE_FILE,
+    SOURCE_MP,
+    SOURCE_REFERENCE,
+    Hull,
+    build_hull,
+    load_entries,
+    passes_screen,
+)
+from chggen_plugins.evaluation import stability
 
 
 def li_si_entries() -> list[ComputedEntry]:

@@ -6,7 +6,7 @@ import sys
 
 # seconds each, measured: torch ~2, pymatgen's AFLOW prototype data ~3.5, CHGNet ~1.2, PyXtal ~1.5
 HEAVY = ["torch", "pymatgen.analysis.prototypes", "chgnet", "pyxtal", "matplotlib", "mattergen",
-         "torch_geometric", "omegaconf", "chggen_plugins.pipeline", "chggen_native.model",
+         "torch_geometric", "omegaconf", "chggen_plugins.api", "chggen_native.model",
          "chggen_diffcsp.model", "chggen_mattergen.model"]
 
 
@@ -25,5 +25,5 @@ def test_package_names_still_resolve_on_first_use():
     import chggen_native
     import chggen_plugins
 
-    assert chggen_plugins.inpaint.__module__ == "chggen_plugins.pipeline"
+    assert chggen_plugins.inpaint.__module__ == "chggen_plugins.api"
     assert chggen_native.NativeScoreModel.__module__ == "chggen_native.model"

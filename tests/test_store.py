@@ -8,14 +8,14 @@ import ase.db
 import pytest
 from pymatgen.core import Lattice, Structure
 
-from chggen_plugins.config import SymmetryConfig
 from chggen_plugins.errors import ChggenError
-from chggen_plugins.report import summary_rows
-from chggen_plugins.store import ResultStore
+from chggen_plugins.runs.config import SymmetryConfig
+from chggen_plugins.runs.report import summary_rows
+from chggen_plugins.runs.store import ResultStore
 
 HOLD_LOCK = """
 import sys
-from chggen_plugins.store import ResultStore
+from chggen_plugins.runs.store import ResultStore
 
 store = ResultStore(sys.argv[1])
 with store.writing():

@@ -7,13 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from ase.io import write
+from periodic import same_frac_coords
 from pymatgen.core import Element, Lattice, Structure
 from pymatgen.io.ase import AseAtomsAdaptor
 
 from chggen_plugins.cli import main
 from chggen_plugins.errors import ChggenError, ChggenWarning, first_line
-from chggen_plugins.structures import atomic_radius, read_structure, to_structure
-from periodic import same_frac_coords
+from chggen_plugins.structures.io import atomic_radius, read_structure, to_structure
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 SI_CIF = (EXAMPLES / "si_host.cif").read_text()

@@ -8,11 +8,11 @@ from pymatgen.core import Lattice, Structure
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
 from chggen_plugins import ChggenError, InpaintTask, inpaint, sample_tasks
-from chggen_plugins.analytic import AnalyticSiteModel
-from chggen_plugins.batch import tasks_to_batch, tasks_to_orbits
+from chggen_plugins.models.analytic import AnalyticSiteModel
 from chggen_plugins.sampling.inpaint import SamplerSettings, sample
 from chggen_plugins.sampling.noise import CartesianVE, FractionalVE
-from chggen_plugins.wyckoff import host_group, host_operations, plan_guests, subgroups, symmetry_error
+from chggen_plugins.structures.batch import tasks_to_batch, tasks_to_orbits
+from chggen_plugins.structures.wyckoff import host_group, host_operations, plan_guests, subgroups, symmetry_error
 
 
 def diamond_si(primitive: bool = False) -> Structure:
@@ -270,8 +270,7 @@ def _diffcsp():
 def _mattergen(tmp_path_factory):
     pytest.importorskip("mattergen")
     from chggen_mattergen.checkpoint import write_untrained_checkpoint
-
-    from chggen_plugins.plugins import load_model
+    from chggen_plugins.contract.registry import load_model
 
     directory = tmp_path_factory.mktemp("mattergen_small")
     write_untrained_checkpoint(directory, hidden_dim=64, num_blocks=2, discrete_steps=10, max_neighbors=12, seed=3)

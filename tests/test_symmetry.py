@@ -11,7 +11,7 @@ from pymatgen.core import Lattice, Structure
 from pymatgen.util.testing import STRUCTURES_DIR
 
 from chggen_plugins.errors import ChggenError
-from chggen_plugins.post.symmetry import (
+from chggen_plugins.evaluation.symmetry import (
     is_symmetric,
     space_group,
     symmetry_success_rate,

@@ -11,14 +11,14 @@ from pymatgen.analysis.phase_diagram import PDEntry, PhaseDiagram
 from pymatgen.core import Lattice, Structure
 from pymatgen.entries.computed_entries import ComputedEntry
 
-from chggen_plugins.analytic import AnalyticSiteModel
+from chggen_plugins.applications.campaign import Campaign, run_campaign
 from chggen_plugins.cli import main
-from chggen_plugins.config import load_config
 from chggen_plugins.errors import ChggenError
-from chggen_plugins.post.relax import Relaxer
+from chggen_plugins.evaluation.relax import Relaxer
+from chggen_plugins.models.analytic import AnalyticSiteModel
+from chggen_plugins.runs.config import load_config
+from chggen_plugins.runs.store import ResultStore
 from chggen_plugins.sampling.noise import CartesianVE
-from chggen_plugins.store import ResultStore
-from chggen_plugins.workflow import Campaign, run_campaign
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 REFERENCE = EXAMPLES / "li4si8_reference.cif"
@@ -250,8 +250,9 @@ def test_a_backends_own_sampler_runs_beside_chggen_and_wrong_compositions_are_er
     generator is refused before anything runs."""
     import dataclasses
 
-    import chggen_plugins.workflow as workflow
-    from chggen_plugins.plugins import InstalledModel
+    import chggen_plugins.applications.campaign as campaign
+    import chggen_plugins.runs.shards as shards
+    from chggen_plugins.contract.registry import InstalledModel
 
     calls = []
 
@@ -263,7 +264,7 @@ def test_a_backends_own_sampler_runs_beside_chggen_and_wrong_compositions_are_er
         rattled[-1].replace_species({"Li": "Si"})  # pure Si: not LiSi2
         return rattled
 
-    analytic = workflow.installed_models()["analytic"]
+    analytic = campaign.installed_models()["analytic"]
     with_own = {"analytic": InstalledModel(dataclasses.replace(analytic.spec, generate=own_sampler),
                                            analytic.origin)}
     text = (CONFIG.replace('host_files = ["si_host.cif", "p1_host.cif"]', "").replace("per_composition = 1",
@@ -274,7 +275,8 @@ def test_a_backends_own_sampler_runs_beside_chggen_and_wrong_compositions_are_er
     with pytest.raises(ChggenError, match="'model.own_samples' asks for model 'analytic'.s own sampler"):
         Campaign(config, model=small_model(), relaxer=relaxer)
 
-    monkeypatch.setattr(workflow, "installed_models", lambda: with_own)
+    monkeypatch.setattr(campaign, "installed_models", lambda: with_own)  # the campaign's check
+    monkeypatch.setattr(shards, "installed_models", lambda: with_own)    # the shard's call of the sampler
     result = run_campaign(config, model=small_model(), relaxer=relaxer, progress=False)
     own = [r for r in result.store.results(method="own")]
     assert calls == [(config.model.source, "LiSi2", 3, own[0].get("seed"))]
@@ -355,7 +357,7 @@ def test_symmetric_and_snapped_inpainting_beside_free_with_symmetry_kept_in_rela
     it was given through a FixSymmetry relaxation ([relax] keep_symmetry), with the group and the
     Wyckoff positions in its row; inpainting-snap records the group it snapped to. Adding a method to
     a finished campaign resumes (methods are not a generation setting)."""
-    from chggen_plugins.wyckoff import host_operations, symmetry_error
+    from chggen_plugins.structures.wyckoff import host_operations, symmetry_error
 
     text = TINY.replace("samples = 1", "samples = 2")
     config = load_config(campaign_dir(tmp_path, text))
@@ -388,7 +390,7 @@ def test_fix_symmetry_relaxation_keeps_the_group_exactly(relaxer):
     """keep_symmetry: ASE's FixSymmetry takes the group found at 0.01 A (F-43m of a start rattled by
     2-3 mA), idealises the start and keeps every step symmetric: the result is F-43m even at 1e-4 A.
     Without it the rattle stays (the forces there are ~1e-5 eV/A) and the result is P1 at 1e-4 A."""
-    from chggen_plugins.post.symmetry import space_group
+    from chggen_plugins.evaluation.symmetry import space_group
 
     start = Structure.from_spacegroup("F-43m", Lattice.cubic(5.6), ["Li", "Si", "Si"],
                                       [[0.5, 0.5, 0.5], [0, 0, 0], [0.25, 0.25, 0.25]])

@@ -52,13 +52,12 @@ from pyxtal.symmetry import Group
 from pyxtal.tolerance import Tol_matrix
 from tqdm import tqdm
 
-from ..errors import ChggenError, first_line
-from ..post.relax import MAX_STEPS, MIN_DISTANCE, Relaxer, closest_pair
-from ..structures import from_atoms
-from .prototypes import Decoration, decorate, decorations
-from .readers import read_complete_frames
-from .systems import DEFAULT_SYSTEMS, ChemicalSystem, expand_systems, formula, parse_system
-
+from chggen_plugins.datasets.readers import read_complete_frames
+from chggen_plugins.errors import ChggenError, first_line
+from chggen_plugins.evaluation.relax import MAX_STEPS, MIN_DISTANCE, Relaxer
+from chggen_plugins.structures.io import closest_pair, from_atoms
+from chggen_plugins.structures.prototypes import Decoration, decorate, decorations
+from chggen_plugins.structures.systems import DEFAULT_SYSTEMS, ChemicalSystem, expand_systems, formula, parse_system
 
 MAX_EXPANSION = 2.0
 

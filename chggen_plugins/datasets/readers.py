@@ -24,8 +24,8 @@ import ase.io
 from ase import Atoms
 from pymatgen.core import Structure
 
-from ..errors import ChggenError, first_line
-from ..structures import from_atoms
+from chggen_plugins.errors import ChggenError, first_line
+from chggen_plugins.structures.io import from_atoms
 
 _XYZ = (".extxyz", ".xyz")
 _COMPRESSED = ("", ".gz", ".bz2", ".xz")

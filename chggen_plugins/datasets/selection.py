@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Sequence
 
-from ..errors import ChggenError
-from .readers import Record
+from chggen_plugins.datasets.readers import Record
+from chggen_plugins.errors import ChggenError
 
 
 def energy_above_lowest(records: Sequence[Record]) -> list[float]:

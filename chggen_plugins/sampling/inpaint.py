@@ -26,10 +26,10 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from ..errors import ChggenError
-from ..protocol import CrystalBatch, ScoreModel
-from .orbits import OrbitConstraint
-from .schedule import repaint_schedule
+from chggen_plugins.contract.protocol import CrystalBatch, ScoreModel
+from chggen_plugins.errors import ChggenError
+from chggen_plugins.sampling.orbits import OrbitConstraint
+from chggen_plugins.sampling.schedule import repaint_schedule
 
 
 def is_host_conditioned(model: ScoreModel) -> bool:

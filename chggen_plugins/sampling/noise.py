@@ -17,9 +17,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..errors import ChggenError
-from ..protocol import CrystalBatch
-from .schedule import geometric_sigmas
+from chggen_plugins.contract.protocol import CrystalBatch
+from chggen_plugins.errors import ChggenError
+from chggen_plugins.sampling.schedule import geometric_sigmas
 
 
 def wrap_unit(frac: Tensor) -> Tensor:

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ..protocol import CrystalBatch
-from .noise import wrap_unit
+from chggen_plugins.contract.protocol import CrystalBatch
+from chggen_plugins.sampling.noise import wrap_unit
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import warnings
 
 import torch
 
-from ..errors import ChggenError, ChggenWarning
+from chggen_plugins.errors import ChggenError, ChggenWarning
 
 
 def geometric_sigmas(sigma_max: float, sigma_min: float, num_levels: int) -> torch.Tensor:

@@ -15,9 +15,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from chggen_plugins.contract.protocol import CrystalBatch
+from chggen_plugins.contract.safe_load import load_checkpoint
 from chggen_plugins.errors import ChggenError, first_line
-from chggen_plugins.protocol import CrystalBatch
-from chggen_plugins.safe_load import load_checkpoint
 
 from .network import CSPNetConfig, DiffCSPNetwork
 from .noise import DiffCSPProcess, wrapped_normal_tables
@@ -48,7 +48,7 @@ class DiffCSPScoreModel:
     def __init__(self, network: DiffCSPNetwork, noise_process: DiffCSPProcess,
                  max_atoms_trained: int | None = None, source: str = "", trained_steps: int | None = None) -> None:
         self.network = network.eval()
-        # chggen_plugins.provenance: random weights say so; a checkpoint's Lightning global_step tells
+        # chggen_plugins.contract.provenance: random weights say so; a checkpoint's Lightning global_step tells
         self._trained_steps = trained_steps
         self.trained = None if trained_steps is None else trained_steps > 0
         self.provenance = (f"DiffCSP {source or 'network'}" + ("" if trained_steps is None

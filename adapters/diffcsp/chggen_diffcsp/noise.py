@@ -14,8 +14,8 @@ import math
 import torch
 from torch import Tensor
 
+from chggen_plugins.contract.protocol import CrystalBatch
 from chggen_plugins.errors import ChggenError
-from chggen_plugins.protocol import CrystalBatch
 from chggen_plugins.sampling.noise import FractionalVE
 
 

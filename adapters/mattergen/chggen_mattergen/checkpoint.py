@@ -12,7 +12,7 @@ type check, and MatterGen registers an `eval` resolver for `${eval:...}` interpo
 is refused unless it has no resolver calls and every `_target_` is one of MatterGen's own model
 classes (`MODEL_TARGETS`). A Lightning checkpoint pickles its config beside the weights, which
 torch's `weights_only=True` refuses and a full unpickling would execute, so `last.ckpt` is read by the
-core's restricted unpickler (`chggen_plugins.safe_load`): tensors only, everything else inert.
+core's restricted unpickler (`chggen_plugins.contract.safe_load`): tensors only, everything else inert.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from typing import Any, Iterator
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from chggen_plugins.contract.safe_load import load_checkpoint
 from chggen_plugins.errors import ChggenError, first_line
-from chggen_plugins.safe_load import load_checkpoint
 
 from .runtime import gemnet_scale_root, mattergen_module
 

@@ -15,8 +15,8 @@ import torch
 from pymatgen.core import Element
 from torch import Tensor
 
+from chggen_plugins.contract.protocol import CrystalBatch
 from chggen_plugins.errors import ChggenError
-from chggen_plugins.protocol import CrystalBatch
 
 from .checkpoint import load_module, resolve_source
 from .noise import MatterGenPositionVE

@@ -17,8 +17,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from chggen_plugins.contract.protocol import CrystalBatch
 from chggen_plugins.errors import ChggenError
-from chggen_plugins.protocol import CrystalBatch
 from chggen_plugins.sampling.noise import WrappedVE
 
 SIGMA_MIN = 0.01  # MatterGen's WrappedVESDE default

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from chggen_plugins.hookspecs import ModelSpec, hookimpl
+from chggen_plugins.contract.hookspecs import ModelSpec, hookimpl
 
 if TYPE_CHECKING:
     from pymatgen.core import Composition, Structure

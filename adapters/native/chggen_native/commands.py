@@ -79,9 +79,9 @@ def run_train(args: argparse.Namespace) -> None:
 
     import torch
 
-    from chggen_plugins.errors import ChggenError
+    from chggen_plugins.contract.devices import check_device
     from chggen_plugins.datasets import read_dataset, within_energy_window
-    from chggen_plugins.devices import check_device
+    from chggen_plugins.errors import ChggenError
 
     from .model import NativeScoreModel
     from .train import split_dataset, steps_within, train, validation_loss

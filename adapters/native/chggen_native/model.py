@@ -14,8 +14,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from chggen_plugins.contract.protocol import CrystalBatch
 from chggen_plugins.errors import ChggenError, first_line
-from chggen_plugins.protocol import CrystalBatch
 from chggen_plugins.sampling.noise import CartesianVE
 
 from .network import ScoreNetwork
@@ -46,7 +46,7 @@ class NativeScoreModel:
 
     @property
     def trained(self) -> bool:
-        """True once a training run has recorded a step (chggen_plugins.provenance)."""
+        """True once a training run has recorded a step (chggen_plugins.contract.provenance)."""
         return "step" in self.metadata
 
     @property

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from chggen_plugins.hookspecs import ModelSpec, hookimpl
+from chggen_plugins.contract.hookspecs import ModelSpec, hookimpl
 
 from .commands import add_train_command
 

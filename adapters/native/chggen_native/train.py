@@ -34,11 +34,11 @@ import torch
 from pymatgen.core import Structure
 from tqdm.auto import tqdm
 
-from chggen_plugins.analytic import wrapped_gaussian_score
-from chggen_plugins.batch import structures_to_batch
+from chggen_plugins.contract.protocol import CrystalBatch
 from chggen_plugins.errors import ChggenError
-from chggen_plugins.protocol import CrystalBatch
+from chggen_plugins.models.analytic import wrapped_gaussian_score
 from chggen_plugins.sampling.noise import CartesianVE
+from chggen_plugins.structures.batch import structures_to_batch
 
 from .model import NativeScoreModel, read_checkpoint, save_atomically
 from .settings import NetworkConfig, TrainSettings

@@ -1,0 +1,435 @@
+"""Intercalation: sweep the guest content of one fixed host, then its hull and voltage profile.
+
+Given a host (a cathode or anode framework) and a guest (Li, Na, Mg, Zn, ...), where do n guests go,
+and which n are stable? For every requested count n in the (super)cell, K samples are inpainted into
+the fixed host (every count x K samples in one sampler batch: one score call per step), then host
+and guests are relaxed together with CHGNet and measured exactly as a campaign does
+(`workflow.run_shard` -> `evaluate`), each row written to OUT/results.db the moment it is finished
+(`runs/store.py`: a rerun resumes by uid and refuses changed settings). The empty host and the guest's
+elemental solid (the lowest of pymatgen's AFLOW elemental prototypes after relaxation, or a file)
+are relaxed with the same CHGNet. `evaluation/voltage.py` turns the lowest energy per count into the
+pseudo-binary Host - Guest_x: formation energy per host formula unit, lower hull, stable x and the
+voltage steps through pymatgen's InsertionElectrode. Everything reported comes from the store, so a
+resumed sweep reports all of it:
+
+    intercalation.csv   x, count, energy, formation energy, on hull, space group, FIRE steps, uid
+    voltage.csv         the voltage steps between neighbouring stable x, with capacities
+    hull.png            formation energy vs x (every relaxed sample, the lowest per x, the hull)
+    voltage.png         the step curve vs x and vs capacity
+    structures/*.cif    the host, the lowest structure per count and the guest reference, relaxed
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from matplotlib.figure import Figure
+from pymatgen.core import Element, Structure
+from pymatgen.entries.computed_entries import ComputedStructureEntry
+from pymatgen.io.cif import CifWriter
+from tqdm import tqdm
+
+from chggen_plugins.api import ModelLike, check_elements, sample_tasks, with_levels
+from chggen_plugins.contract.provenance import model_provenance
+from chggen_plugins.contract.registry import load_model
+from chggen_plugins.errors import ChggenError
+from chggen_plugins.evaluation.relax import FMAX, MAX_STEPS, Relaxer
+from chggen_plugins.evaluation.stability import reference_candidates
+from chggen_plugins.evaluation.voltage import Intercalation, guest_charge, host_units, pseudo_binary
+from chggen_plugins.runs.config import DEFAULT_SYMMETRY
+from chggen_plugins.runs.report import save_figure, write_csv
+from chggen_plugins.runs.shards import STORE_NAME, Shard, run_shard
+from chggen_plugins.runs.store import ResultStore, StoredResult
+from chggen_plugins.sampling.inpaint import SamplerSettings
+from chggen_plugins.structures.batch import InpaintTask
+from chggen_plugins.structures.cells import parse_supercell
+from chggen_plugins.structures.host import strip_guests
+from chggen_plugins.structures.io import StructureLike, atomic_radius, to_structure
+from chggen_plugins.structures.wyckoff import NoSymmetricPlacement
+
+FREE = "free"            # guests inpainted anywhere
+SYMMETRIC = "symmetric"  # guests on Wyckoff orbits of the host's group (or of a subgroup that fits)
+HOST = "host"
+REFERENCE = "reference"
+REFERENCE_PROTOTYPES = 2  # elemental prototypes relaxed for the guest reference (lowest single energies)
+REFERENCE_MAX_ATOMS = 4
+
+
+def parse_counts(text: str) -> list[int]:
+    """'1,2,4' -> [1, 2, 4] (--counts)."""
+    counts = []
+    for item in text.split(","):
+        try:
+            counts.append(int(item))
+        except ValueError:
+            raise ChggenError(f"--counts {text!r}: {item.strip()!r} is not an integer; write e.g. 1,2,3,4") from None
+    return counts
+
+
+def max_guests(host: Structure, guest: str) -> int:
+    """How many guests fit in the volume the host's atoms leave, each a sphere of the guest's
+    atomic radius. Generous (relaxation may still swell the cell), but beyond it inpainting into the
+    fixed cell can only make overlapping atoms that relaxation sets aside."""
+    def sphere(element: Element) -> float:
+        return 4 / 3 * math.pi * atomic_radius(element) ** 3
+
+    free = host.volume - sum(sphere(site.specie) for site in host)
+    return max(0, math.floor(free / sphere(Element(guest))))
+
+
+def _check_counts(counts: Sequence[int], host: Structure, guest: str, cell: str) -> list[int]:
+    if not counts:
+        raise ChggenError("counts: give at least one guest count (--counts 1,2,3 or --max N)")
+    for count in counts:
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise ChggenError(f"counts: {count!r} is not a positive integer number of guests per cell")
+    if len(set(counts)) != len(counts):
+        raise ChggenError(f"counts: {', '.join(map(str, counts))} repeats a count")
+    room = max_guests(host, guest)
+    if max(counts) > room:
+        raise ChggenError(f"counts: {max(counts)} {guest} do not fit the {host.composition.formula} cell "
+                          f"({cell}, {host.volume:.1f} A^3): the volume its atoms leave holds at most {room} "
+                          f"{guest} (atomic radius {Element(guest).atomic_radius} A); use fewer guests or a "
+                          "larger --supercell")
+    return sorted(counts)
+
+
+def prepare_host(host: StructureLike, guest: str, supercell: str | Sequence[int] = (1, 1, 1),
+                 strip: bool = False) -> tuple[Structure, tuple[int, int, int]]:
+    """The host the sweep fills: read, checked to be free of the guest (or stripped of it), made a supercell."""
+    structure, _ = to_structure(host)
+    if not Element.is_valid_symbol(guest):
+        raise ChggenError(f"guest {guest!r} is not an element symbol")
+    cells = parse_supercell(supercell)
+    present = structure.composition.get_el_amt_dict().get(guest, 0)
+    if present and not strip:
+        raise ChggenError(f"host {structure.composition.formula} already contains {int(present)} {guest}; "
+                          f"pass --strip (strip=True) to remove them and sweep {guest} into what is left")
+    if present:
+        structure = strip_guests(structure, guest)[0]
+    if len(structure) == 0:
+        raise ChggenError(f"host: nothing is left once {guest} is removed")
+    return structure.make_supercell(cells, in_place=False), cells
+
+
+def _digest(structure: Structure) -> str:
+    cell = [structure.lattice.matrix.round(6).tolist(), [s.specie.symbol for s in structure],
+            structure.frac_coords.round(6).tolist()]
+    return hashlib.sha256(json.dumps(cell).encode()).hexdigest()[:16]
+
+
+def _task(host: Structure, guest: str, count: int, samples: int, method: str) -> InpaintTask | None:
+    """The one place a sweep's inpainting task is made; None for a symmetric count that no Wyckoff
+    orbit combination of the host's group or its subgroups gives (its free samples still run)."""
+    label = f"{guest}{count} into {host.composition.formula}"
+    try:
+        return InpaintTask(host, {guest: count}, samples, label=label, symmetric=method == SYMMETRIC)
+    except NoSymmetricPlacement as error:
+        _log(f"{label}: no symmetric samples ({error})")
+        return None
+
+
+@dataclass
+class IntercalationResult:
+    """What a finished sweep left: its store, the pseudo-binary, and the files written."""
+
+    store: ResultStore
+    thermo: Intercalation
+    files: dict[str, Path] = field(default_factory=dict)
+
+
+class Sweep:
+    """One guest-content sweep: inputs checked and the store claimed on construction (every bad input
+    is refused before anything slow), the structures made and stored by `run`. Arguments as for
+    `intercalate`."""
+
+    def __init__(self, host: StructureLike, guest: str, counts: Sequence[int], model: ModelLike,
+                 out: str | Path, samples: int = 4, supercell: str | Sequence[int] = (1, 1, 1), *,
+                 model_source: str | None = None, levels: int | None = None, seed: int = 0,
+                 jump_length: int = 10, resamples: int | None = None, fmax: float = FMAX, max_steps: int = MAX_STEPS,
+                 reference: StructureLike | None = None, strip: bool = False, symmetric: bool = False,
+                 relaxer: Relaxer | None = None, device: str = "cpu", progress: bool = True,
+                 on_result: Callable[[StoredResult], None] | None = None) -> None:
+        self.host, cells = prepare_host(host, guest, supercell, strip)
+        self.guest, self.cell = guest, "x".join(map(str, cells))
+        self.counts = _check_counts(list(counts), self.host, guest, self.cell)
+        if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+            raise ChggenError(f"samples: {samples!r} must be a positive integer")
+        guest_charge(guest)  # a guest without a positive ion has no insertion voltage: refuse it now
+        self.samples, self.seed, self.device = samples, seed, device
+        self.progress, self.on_result = progress, on_result
+        name = model if isinstance(model, str) else type(model).__name__
+        loaded = load_model(model, model_source, device) if isinstance(model, str) else model.to(device)
+        self.model = with_levels(loaded, levels)
+        self.methods = (FREE, SYMMETRIC) if symmetric else (FREE,)
+        tasks = {(n, method): _task(self.host, guest, n, samples, method)
+                 for n in self.counts for method in self.methods}
+        self.tasks = {key: task for key, task in tasks.items() if task is not None}
+        check_elements(self.model, list(self.tasks.values()))
+        self.reference = to_structure(reference, "reference")[0] if reference is not None else None
+        if self.reference is not None and self.reference.composition.reduced_formula != guest:
+            raise ChggenError(f"reference: {self.reference.composition.formula} is not elemental {guest}")
+        self.relaxer = relaxer if relaxer is not None else Relaxer(fmax, max_steps)
+        self.settings = SamplerSettings(jump_length, resamples).for_model(self.model)
+        resamples = self.settings.resamples
+        provenance = model_provenance(self.model)
+        levels_used = self.model.noise_process.num_levels
+        self.fingerprint = {
+            "kind": "intercalation", "host": _digest(self.host), "guest": guest, "supercell": self.cell,
+            "counts": ",".join(map(str, self.counts)), "samples": str(samples), "methods": ",".join(self.methods),
+            "model": name, "model_source": str(model_source or ""), "weights": provenance.text or provenance.label,
+            "levels": str(levels_used), "seed": str(seed), "sampler": f"j{jump_length} r{resamples}",
+            "relax": f"fmax {self.relaxer.fmax} steps {self.relaxer.max_steps}",
+            "reference": "aflow-prototypes" if self.reference is None else _digest(self.reference)}
+        self.common = {"guest": guest, "host_formula": self.host.composition.reduced_formula, "supercell": self.cell,
+                       "backend": name, "model_source": model_source, "weights": provenance.label,
+                       "weights_provenance": provenance.text, "levels": levels_used, "seed": seed,
+                       "jump_length": jump_length, "resamples": resamples, "relax_fmax": self.relaxer.fmax,
+                       "relax_max_steps": self.relaxer.max_steps}
+        self.out = Path(out)
+        self.store = ResultStore(self.out / STORE_NAME)
+        with self.store.writing():
+            self.store.claim(self.fingerprint, "an intercalation sweep",
+                             "rerun with the same settings to resume, or choose a new --out")
+
+    def _shard(self, key: str, base: Structure, jobs: list[tuple[str, dict[str, Any]]], method: str,
+               count: int = 0) -> Shard:
+        guests = {self.guest: count} if count else {}
+        return Shard(key, base, guests, tuple(jobs), {**self.common, "method": method}, self.seed, self.settings,
+                     self.device, None, DEFAULT_SYMMETRY)
+
+    def _store(self, shard: Shard, structures: Sequence[Structure]) -> None:
+        """Relax, measure and store the shard's missing rows, exactly as a campaign does."""
+        run_shard(shard, self.store, None, self.relaxer, on_write=self.on_result, structures=structures)
+
+    def references(self) -> None:
+        """The empty host and the guest's elemental solid, relaxed with the same CHGNet."""
+        self._store(self._shard(HOST, self.host, [(HOST, {"count": 0, "x": 0.0})], HOST), [self.host])
+        if len(list(self.store.results(method=REFERENCE))) >= (1 if self.reference is not None else REFERENCE_PROTOTYPES):
+            return
+        if self.reference is not None:
+            candidates = [("file", self.reference)]
+        else:
+            _log(f"{self.guest} reference: scoring the AFLOW elemental prototypes with CHGNet")
+            candidates = reference_candidates([self.guest], self.relaxer, REFERENCE_MAX_ATOMS, REFERENCE_PROTOTYPES)
+        for label, candidate in candidates:
+            uid = f"{REFERENCE}/{self.guest}/{label}"
+            self._store(self._shard(uid, candidate, [(uid, {"source": label})], REFERENCE), [candidate])
+
+    def inpainting(self) -> None:
+        """Every count x method x sample in one sampler batch (redone whole on a resume, so every
+        structure is the same), then relaxed count by count."""
+        units = host_units(self.host.composition, self.host.composition, self.guest, "host")
+        shards = {(n, method): self._shard(f"{self.guest}{n}/{method}", self.host,
+                                           [(f"{self.guest}{n}/{method}/{k}", {"count": n, "x": n / units, "sample": k})
+                                            for k in range(self.samples)], method, n)
+                  for n, method in self.tasks}
+        if all(uid in self.store for shard in shards.values() for uid in shard.uids):
+            return
+        made = sample_tasks(list(self.tasks.values()), self.model, self.seed, self.settings, self.device, self.progress)
+        generated = dict(zip(self.tasks, made))
+        for n in tqdm(self.counts, desc=f"relax {self.guest} counts", unit="count", disable=not self.progress):
+            for method in self.methods:
+                if (n, method) in shards:
+                    self._store(shards[n, method], generated[n, method])
+
+    def run(self, echo: bool = True) -> IntercalationResult:
+        """Make and store what is missing, then the pseudo-binary and every output file from the store."""
+        with self.store.writing():  # one writer per output: a second sweep on it is refused in one line
+            self.references()
+            self.inpainting()
+        thermo = _thermodynamics(self.store, self.host, self.guest)
+        files = write_outputs(thermo, self.store, self.out)
+        if echo:
+            print(summary_text(thermo, self.store))
+            print(f"results: {self.store.path}; tables, plots and structures in {self.out}")
+        return IntercalationResult(self.store, thermo, files)
+
+
+def intercalate(host: StructureLike, guest: str, counts: Sequence[int], model: ModelLike, out: str | Path,
+                samples: int = 4, supercell: str | Sequence[int] = (1, 1, 1), *, echo: bool = True,
+                **options: Any) -> IntercalationResult:
+    """Sweep `counts` guests per (super)cell into `host` with `samples` inpainted structures each;
+    relax, store (resumable) and report the hull and voltage profile in `out`.
+
+    `model` is a registered name (with `model_source`) or a ScoreModel; `levels` puts a model that
+    offers `with_levels` (native, MatterGen) on another ladder. `reference` is the guest's elemental
+    structure (default: the lowest of the AFLOW elemental prototypes after relaxation). `symmetric`
+    adds K symmetric samples per count beside the free ones. A given `relaxer` replaces `fmax` /
+    `max_steps`. Other options (seed, jump_length, resamples, strip, device, progress, on_result):
+    see `Sweep`.
+    """
+    return Sweep(host, guest, counts, model, out, samples, supercell, **options).run(echo)
+
+
+def _log(message: str) -> None:
+    tqdm.write(f"chggen: {message}", file=sys.stderr)
+
+
+def _entry(row: StoredResult) -> ComputedStructureEntry:
+    return ComputedStructureEntry(row.structure, row.get("e_per_atom") * len(row.structure), entry_id=row.uid)
+
+
+def _thermodynamics(store: ResultStore, host: Structure, guest: str) -> Intercalation:
+    """The pseudo-binary from stored rows: the host and the lowest guest reference (relaxed, or
+    unconverged with a warning), and every converged sample."""
+    usable = ("relaxed", "unconverged")
+    host_row = next(store.results(method=HOST))
+    if host_row.get("status") not in usable:
+        raise ChggenError(f"host {host.composition.formula}: CHGNet could not relax it ({host_row.get('error')})")
+    references = [r for r in store.results(method=REFERENCE) if r.get("status") in usable]
+    if not references:
+        raise ChggenError(f"{guest} reference: no elemental structure could be relaxed with CHGNet")
+    reference = min(references, key=lambda r: r.get("e_per_atom"))
+    for row in (host_row, reference):
+        if row.get("status") == "unconverged":
+            _log(f"{row.uid}: FIRE did not reach fmax in {row.get('steps')} steps; its energy is used as it is")
+    states = [_entry(r) for method in (FREE, SYMMETRIC) for r in store.results(method=method, status="relaxed")]
+    return pseudo_binary(_entry(host_row), _entry(reference), states)
+
+
+def _rows(thermo: Intercalation, store: ResultStore) -> list[dict[str, Any]]:
+    """One intercalation.csv row per content: the lowest converged structure found there, or a row
+    saying none converged (its counts stay visible)."""
+    by_uid = {r.uid: r for r in store.results()}
+    made: dict[float, list[StoredResult]] = {0.0: [by_uid[HOST]]}
+    for row in by_uid.values():
+        if row.get("method") in (FREE, SYMMETRIC):
+            made.setdefault(round(row.get("x"), 10), []).append(row)
+    points = {round(p.x, 10): p for p in thermo.points}
+    rows = []
+    for x, generated in sorted(made.items()):
+        point = points.get(x)
+        row = by_uid[point.entry.entry_id] if point else generated[0]
+        line = {"x": round(x, 6), "count": row.get("count"), "formula": None, "energy": None, "e_per_atom": None,
+                "formation_energy": None, "e_above_hull": None, "on_hull": False, "space_group": None,
+                "sg_number": None, "steps": None, "status": "none converged", "method": None,
+                "converged_samples": 0, "samples": len(generated), "uid": None}
+        if point:
+            line.update(formula=point.entry.composition.reduced_formula, energy=round(point.entry.energy, 6),
+                        e_per_atom=round(row.get("e_per_atom"), 6), formation_energy=round(point.formation_energy, 6),
+                        e_above_hull=round(point.e_above_hull, 6), on_hull=point.on_hull,
+                        space_group=row.get("sg_spglib_symbol"), sg_number=row.get("sg_spglib"),
+                        steps=row.get("steps"), status=row.get("status"), method=row.get("method"),
+                        converged_samples=point.candidates, uid=row.uid)
+        rows.append(line)
+    return rows
+
+
+def _cif_name(row: dict[str, Any]) -> str:
+    symbol = str(row["space_group"] or "P1").replace("/", "_")
+    return f"x{row['x']:.4f}_{row['formula']}_{symbol}.cif"
+
+
+def write_outputs(thermo: Intercalation, store: ResultStore, out: Path) -> dict[str, Path]:
+    """intercalation.csv, voltage.csv, hull.png, voltage.png and structures/*.cif from the pseudo-binary."""
+    rows = _rows(thermo, store)
+    structures = out / "structures"
+    structures.mkdir(parents=True, exist_ok=True)
+    points = {round(p.x, 6): p for p in thermo.points}
+    for row in rows:
+        if row["uid"] is not None:
+            row["cif"] = f"structures/{_cif_name(row)}"
+            CifWriter(points[row["x"]].entry.structure).write_file(out / row["cif"])
+    CifWriter(thermo.reference.structure).write_file(structures / f"reference_{thermo.guest}.cif")
+    steps = [{"x_charge": round(s.x_charge, 6), "x_discharge": round(s.x_discharge, 6),
+              "formula_charge": s.formula_charge, "formula_discharge": s.formula_discharge,
+              "voltage": round(s.voltage, 6), "capacity": round(s.capacity, 3),
+              "cumulative_capacity": round(s.cumulative_capacity, 3), "charge": thermo.charge} for s in thermo.steps]
+    return {"store": store.path, "table": write_csv(rows, out / "intercalation.csv"),
+            "voltage": write_csv(steps, out / "voltage.csv"),
+            "hull_plot": plot_hull(thermo, out / "hull.png"),
+            "voltage_plot": plot_voltage(thermo, out / "voltage.png"), "structures": structures}
+
+
+def plot_hull(thermo: Intercalation, path: Path) -> Path:
+    """Formation energy per host formula unit vs x: every converged sample, the lowest per x, the hull."""
+    figure = Figure(figsize=(6, 4))
+    axes = figure.add_subplot()
+    if thermo.samples:
+        xs, energies, _ = zip(*thermo.samples)
+        axes.scatter(xs, energies, s=12, color="0.7", label=f"relaxed samples ({len(thermo.samples)})")
+    axes.scatter([p.x for p in thermo.points], [p.formation_energy for p in thermo.points], s=30,
+                 color="tab:blue", label="lowest per x", zorder=3)
+    stable = thermo.stable
+    axes.plot([p.x for p in stable], [p.formation_energy for p in stable], "-o", color="tab:red",
+              label="hull", zorder=4)
+    for point in stable:
+        axes.annotate(point.entry.composition.reduced_formula, (point.x, point.formation_energy), fontsize=7,
+                      textcoords="offset points", xytext=(3, -10))
+    axes.axhline(0.0, color="k", linewidth=0.5)
+    axes.set_xlabel(f"x in {thermo.guest}$_x${thermo.host}")
+    axes.set_ylabel(f"formation energy (eV per {thermo.host})")
+    axes.set_title(f"{thermo.host} - {thermo.guest}: CHGNet energies against the host and "
+                   f"{thermo.guest} metal", fontsize=9)
+    axes.legend(fontsize=8)
+    return save_figure(figure, path)
+
+
+def plot_voltage(thermo: Intercalation, path: Path) -> Path:
+    """The voltage step curve vs x and vs capacity (pymatgen's normalisation)."""
+    figure = Figure(figsize=(9, 3.8))
+    by_x, by_capacity = figure.add_subplot(1, 2, 1), figure.add_subplot(1, 2, 2)
+    if thermo.steps:
+        volts = [s.voltage for s in thermo.steps]
+        xs = [thermo.steps[0].x_charge] + [s.x_discharge for s in thermo.steps]
+        capacities = [0.0] + [s.cumulative_capacity for s in thermo.steps]
+        for axes, edges in ((by_x, xs), (by_capacity, capacities)):
+            axes.stairs(volts, edges, baseline=None, color="tab:red")
+            axes.set_ylim(min(0.0, min(volts)) - 0.02, max(volts) + 0.1)
+        summary = thermo.electrode_summary()
+        by_capacity.set_title(f"average {summary['average_voltage']:.3f} V; mAh/g of "
+                              f"{summary['normalised_by']}", fontsize=9)
+    else:
+        for axes in (by_x, by_capacity):
+            axes.text(0.5, 0.5, "fewer than two stable contents:\nno voltage step", ha="center",
+                      va="center", transform=axes.transAxes)
+    by_x.set_title(f"{thermo.guest} into {thermo.host} (z = {thermo.charge}), V vs {thermo.guest} metal",
+                   fontsize=9)
+    by_x.set_xlabel(f"x in {thermo.guest}$_x${thermo.host}")
+    by_capacity.set_xlabel("capacity (mAh/g)")
+    for axes in (by_x, by_capacity):
+        axes.set_ylabel("voltage (V)")
+    return save_figure(figure, path)
+
+
+def summary_text(thermo: Intercalation, store: ResultStore) -> str:
+    """The printed summary: one line per content, the voltage steps, pymatgen's electrode figures."""
+    rows = _rows(thermo, store)
+    header = ["x", "count", "formula", "E (eV/cell)", f"Ef (eV/{thermo.host})", "above hull", "hull",
+              "space group", "steps", "converged"]
+    lines = [header]
+    for row in rows:
+        def number(key: str) -> str:
+            return "-" if row[key] is None else f"{row[key]:.4f}"
+
+        lines.append([f"{row['x']:.4f}", str(row["count"]), row["formula"] or "-", number("energy"),
+                      number("formation_energy"), number("e_above_hull"), "yes" if row["on_hull"] else "no",
+                      row["space_group"] or "-", "-" if row["steps"] is None else str(row["steps"]),
+                      f"{row['converged_samples']}/{row['samples']}"])
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    text = ["  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in lines]
+    ref = thermo.reference
+    text.append(f"{thermo.guest} reference: {ref.composition.reduced_formula} ({ref.entry_id}), "
+                f"{ref.energy_per_atom:.4f} eV/atom (CHGNet); Ef and the hull are against it and the host")
+    if not thermo.steps:
+        text.append("voltage: fewer than two stable contents (host included), so no voltage step")
+        return "\n".join(text)
+    for step in thermo.steps:
+        text.append(f"step x {step.x_charge:.4f} -> {step.x_discharge:.4f} ({step.formula_charge} -> "
+                    f"{step.formula_discharge}): {step.voltage:.3f} V vs {thermo.guest} metal, "
+                    f"{step.capacity:.1f} mAh/g")
+    figures = thermo.electrode_summary()
+    line = (f"average {figures['average_voltage']:.3f} V (z = {thermo.charge}); capacity {figures['capacity_grav']:.1f} "
+            f"mAh/g, specific energy {figures['specific_energy']:.1f} Wh/kg")
+    if "energy_density" in figures:
+        line += f", {figures['capacity_vol']:.1f} mAh/cm3, energy density {figures['energy_density']:.1f} Wh/L"
+    text.append(line + f" (pymatgen InsertionElectrode, per mass/volume of {figures['normalised_by']})")
+    return "\n".join(text)

@@ -1,0 +1,7 @@
+"""`python -m chggen_plugins.cli`: the same command as `chggen`."""
+
+import sys
+
+from chggen_plugins.cli.commands import main
+
+sys.exit(main())

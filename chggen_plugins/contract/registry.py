@@ -1,0 +1,128 @@
+"""Finding score models: a pluggy PluginManager fed only by the ``chggen`` entry-point group.
+
+The core never imports an adapter. Whatever is pip-installed and declares an entry point in the group
+is loaded here, exactly as pytest finds its plugins.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+import pluggy
+
+from chggen_plugins.contract import hookspecs
+from chggen_plugins.contract.devices import check_device
+from chggen_plugins.contract.hookspecs import ModelSpec
+from chggen_plugins.errors import ChggenError
+
+if TYPE_CHECKING:
+    from chggen_plugins.contract.protocol import ScoreModel
+
+
+@dataclass(frozen=True)
+class InstalledModel:
+    spec: ModelSpec
+    origin: str  # "distribution version (module)" of the plugin that registered it
+
+
+def _entry_point_clashes() -> dict[str, str]:
+    """Entry-point names two distributions declare, with why: pluggy would load the first and
+    silently drop the other, so neither is loaded (the rest of chggen is unaffected)."""
+    seen: dict[str, str] = {}
+    clashes: dict[str, str] = {}
+    for dist in importlib.metadata.distributions():
+        for entry in dist.entry_points:
+            if entry.group != hookspecs.PROJECT:
+                continue
+            owner = f"{dist.metadata['name']} {dist.version}"
+            if entry.name in seen and seen[entry.name] != owner:
+                clashes[entry.name] = (f"plugin name {entry.name!r} is declared by both {seen[entry.name]} "
+                                       f"and {owner}; uninstall one")
+            seen[entry.name] = owner
+    return clashes
+
+
+@dataclass
+class Plugins:
+    """The plugin manager, where each plugin came from, and the plugins that failed to import or
+    clash (one broken adapter must not take `chggen` down with it: it is reported by name and skipped)."""
+
+    manager: pluggy.PluginManager
+    origins: dict[int, str] = field(default_factory=dict)  # id(plugin module) -> "dist version (module)"
+    broken: dict[str, str] = field(default_factory=dict)   # entry-point name -> "dist version: error"
+
+
+@lru_cache(maxsize=1)
+def plugins() -> Plugins:
+    manager = pluggy.PluginManager(hookspecs.PROJECT)
+    manager.add_hookspecs(hookspecs)
+    found = Plugins(manager, broken=_entry_point_clashes())
+    for dist in importlib.metadata.distributions():
+        owner = f"{dist.metadata['name']} {dist.version}"
+        for entry in dist.entry_points:
+            if entry.group != hookspecs.PROJECT or manager.has_plugin(entry.name) or entry.name in found.broken:
+                continue
+            try:
+                plugin = entry.load()
+            except Exception as error:  # an adapter that fails to import, whatever the reason
+                found.broken[entry.name] = f"{owner}: {type(error).__name__}: {error}"
+                continue
+            manager.register(plugin, name=entry.name)
+            found.origins[id(plugin)] = f"{owner} ({plugin.__name__})"
+    return found
+
+
+def plugin_manager() -> pluggy.PluginManager:
+    return plugins().manager
+
+
+def _offered(manager: pluggy.PluginManager | None) -> dict[str, list[InstalledModel]]:
+    """Every model registration of every plugin, by model name (a name may come more than once)."""
+    manager = manager or plugin_manager()
+    origins = plugins().origins
+    offered: dict[str, list[InstalledModel]] = {}
+    for impl in manager.hook.chggen_score_models.get_hookimpls():
+        origin = origins.get(id(impl.plugin), impl.plugin_name)
+        for spec in impl.function():
+            offered.setdefault(spec.name, []).append(InstalledModel(spec, origin))
+    return offered
+
+
+def installed_models(manager: pluggy.PluginManager | None = None) -> dict[str, InstalledModel]:
+    """Every model offered by exactly one plugin, by name (see `clashing_models` for the others)."""
+    return {name: found[0] for name, found in _offered(manager).items() if len(found) == 1}
+
+
+def clashing_models(manager: pluggy.PluginManager | None = None) -> dict[str, list[InstalledModel]]:
+    """Model names several plugins register: listed by `chggen models`, refused by `load_model`;
+    one clash leaves every other model usable."""
+    return {name: found for name, found in _offered(manager).items() if len(found) > 1}
+
+
+def load_model(name: str, source: str | None = None, device: str = "cpu",
+               manager: pluggy.PluginManager | None = None) -> ScoreModel:
+    """Build the named model; an unknown name lists what is installed."""
+    from chggen_plugins.contract.protocol import NoiseProcess, ScoreModel  # torch: only once a model is wanted
+
+    check_device(device)
+    models = installed_models(manager)
+    clashing = clashing_models(manager).get(name)
+    if clashing:
+        raise ChggenError(f"model name {name!r} is registered by several plugins: "
+                          f"{' and '.join(sorted(found.origin for found in clashing))}; uninstall all but one")
+    if name not in models:
+        known = ", ".join(sorted(models)) or "none (install an adapter, e.g. adapters/native)"
+        broken = plugins().broken
+        why = f"; plugin {name!r} failed to load: {broken[name]}" if name in broken else ""
+        raise ChggenError(f"unknown model {name!r}; installed models: {known}{why}")
+    spec = models[name].spec
+    if spec.needs_source and source is None:
+        raise ChggenError(f"model {name!r} needs --model-source (a checkpoint or file): {spec.summary}")
+    model = spec.load(source)
+    if not isinstance(model, ScoreModel) or not isinstance(model.noise_process, NoiseProcess):
+        raise ChggenError(f"plugin {models[name].origin} returned {type(model).__name__} for {name!r}, "
+                          "which does not implement chggen_plugins.contract.protocol.ScoreModel")
+    return model.to(device)

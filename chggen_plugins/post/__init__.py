@@ -1,1 +1,0 @@
-"""Post-processing of generated structures: relaxation, symmetry, stability, metrics."""

@@ -1,0 +1,488 @@
+"""The campaign config: one TOML file, checked key by key so every mistake is one line naming the key.
+
+TOML because Python reads it with the standard library (`tomllib`, 3.11+) and it has comments, typed
+numbers and lists of tables (`[[compositions]]`) without YAML's implicit conversions. Relative paths
+are relative to the config file. A full example with every key and its default:
+
+    output = "chggen_campaign"       # results.db, summary.csv, plots/, shortlist/, r2scan/
+    seed = 0
+
+    [model]
+    name = "native"                  # a name from `chggen models` (required)
+    source = "weights.pt"            # optional: checkpoint / file the model loads from
+    device = "cpu"
+    own_samples = 0                  # per composition and cell size, also this many crystals from the
+                                     # backend's own sampler (e.g. MatterGen's), relaxed and counted
+                                     # beside CHGGen's methods (method "own"; 0 = none)
+
+    [sampler]                        # noise levels come from the model
+    jump_length = 10                 # RePaint jump length j (inpainting)
+    resamples = 3                    # RePaint resamples r (inpainting; 1 = off; left out: 3, or 1 for
+                                     # a host-conditioned model)
+    unconditional_resamples = 1      # r for unconditional generation
+    batch_size = 64                  # crystals per sampler run
+
+    [cells]                          # random starting cells of unconditional generation
+    v0 = 24.0                        # A^3 per atom (of the first round)
+    rounds = 1                       # rounds > 1: each later round takes V0 from the lowest-energy
+                                     # relaxed structure of the rounds before it
+    systems = ["cubic", "tetragonal", "orthorhombic", "monoclinic", "triclinic", "hexagonal", "rhombohedral"]
+    ratios = [0.5, 0.75, 1.0, 1.25, 1.5]
+    samples_per_cell = 1
+    count = 35                       # optional, instead of samples_per_cell: exactly this many
+                                     # structures per composition and cell size, dealt over the cells
+                                     # in turn (every system at ratio 1 first, then 1.25, 0.75, ...)
+
+    [relax]
+    fmax = 0.1                       # eV/A
+    max_steps = 500
+    keep_symmetry = false            # true: ASE FixSymmetry keeps the space group spglib finds at
+                                     # 0.01 A when the relaxation starts (same for every method)
+
+    [hosts]
+    per_composition = 3              # lowest-energy distinct relaxed unconditional structures used
+    samples = 8                      # inpainting samples per host
+    cell = "conventional"            # or "primitive"
+    methods = ["inpainting"]         # any of "inpainting" (guests placed freely), "inpainting-sym"
+                                     # (guests on Wyckoff orbits of the host's group or a subgroup),
+                                     # "inpainting-snap" (free, then snapped to the symmetric structure
+                                     # spglib finds at snap_symprec before relaxing); may grow on resume
+    snap_symprec = 0.5               # A, for "inpainting-snap"
+
+    [symmetry]
+    symprec = 0.1
+    angle_tolerance = 10.0
+    libraries = ["spglib", "moyopy"] # the first one decides the shortlist's space group
+
+    [stability]                      # MP (MP_API_KEY) > entries file > CHGNet reference hull
+    entries = "entries.json"         # optional: JSON list of ComputedEntry
+    cache = "hull"                   # MP / reference-hull cache (default <output>/hull)
+    reference_max_atoms = 8
+    reference_per_formula = 2
+    threshold = 0.1                  # Ed screen, eV/atom (0.03 before DFT)
+
+    [shortlist]
+    max = 20
+
+    [coordination]                   # optional: CN statistics generated vs training
+    training = "data/dataset"        # optional: anything `read_dataset` reads
+    max_structures = 300
+
+    [[compositions]]                 # one table per composition (at least one)
+    formula = "Li2Si"
+    formula_units = [2, 4]           # cells of 6 and 12 atoms
+    guests = ["Li"]                  # species generated into the host
+    host_files = []                  # optional extra hosts (CIF ...), guests stripped if present
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from pymatgen.core import Composition, Element
+
+from chggen_plugins.contract.devices import check_device
+from chggen_plugins.errors import ChggenError
+from chggen_plugins.evaluation.relax import FMAX, MAX_STEPS
+from chggen_plugins.evaluation.stability import DEFAULT_THRESHOLD
+from chggen_plugins.evaluation.symmetry import ANGLE_TOLERANCE, LIBRARIES, SYMPREC
+from chggen_plugins.structures.cells import AXIS_RATIOS, DEFAULT_V0, LATTICE_SYSTEMS
+from chggen_plugins.structures.systems import formula as reduced_formula
+
+try:
+    import tomllib
+except ImportError:  # Python 3.10
+    import tomli as tomllib
+
+_REQUIRED = object()
+# How guests are put into a host: freely (the paper), on Wyckoff orbits, or freely then snapped.
+INPAINTING_METHODS = ("inpainting", "inpainting-sym", "inpainting-snap")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str
+    source: str | None
+    device: str
+    own_samples: int = 0
+
+
+@dataclass(frozen=True)
+class SamplerConfig:
+    jump_length: int
+    resamples: int | None            # None: the model's default (sampling.inpaint.default_resamples)
+    unconditional_resamples: int
+    batch_size: int
+
+
+@dataclass(frozen=True)
+class CellsConfig:
+    v0: float
+    systems: tuple[str, ...]
+    ratios: tuple[float, ...]
+    samples_per_cell: int
+    rounds: int
+    count: int | None = None
+
+    def per_cell(self, turn: int, grid_size: int) -> int:
+        """How many structures the cell dealt `turn`-th of a grid of `grid_size` cells starts."""
+        if self.count is None:
+            return self.samples_per_cell
+        return self.count // grid_size + (turn < self.count % grid_size)
+
+
+@dataclass(frozen=True)
+class RelaxConfig:
+    fmax: float
+    max_steps: int
+    keep_symmetry: bool = False
+
+
+@dataclass(frozen=True)
+class HostsConfig:
+    per_composition: int
+    samples: int
+    cell: str
+    methods: tuple[str, ...] = ("inpainting",)
+    snap_symprec: float = 0.5
+
+
+@dataclass(frozen=True)
+class SymmetryConfig:
+    symprec: float
+    angle_tolerance: float
+    libraries: tuple[str, ...]
+
+
+DEFAULT_SYMMETRY = SymmetryConfig(SYMPREC, ANGLE_TOLERANCE, LIBRARIES)  # the commands without a config file
+
+
+@dataclass(frozen=True)
+class StabilityConfig:
+    entries: Path | None
+    cache: Path
+    reference_max_atoms: int
+    reference_per_formula: int
+    threshold: float
+
+
+@dataclass(frozen=True)
+class CoordinationConfig:
+    training: Path | None
+    max_structures: int
+
+
+@dataclass(frozen=True)
+class CompositionConfig:
+    formula: str
+    formula_units: tuple[int, ...]
+    guests: tuple[str, ...]
+    host_files: tuple[Path, ...]
+
+    @property
+    def composition(self) -> Composition:
+        return Composition(self.formula)
+
+    @property
+    def name(self) -> str:
+        """Reduced formula without brackets (ZnP2S6, not Zn(PS3)2): uids, tables, file names."""
+        return reduced_formula(self.composition)
+
+    def counts(self, units: int) -> dict[str, int]:
+        """Atoms of each element in a cell of `units` formula units."""
+        return {el.symbol: int(round(amount)) * units for el, amount in self.composition.items()}
+
+
+@dataclass(frozen=True)
+class CampaignConfig:
+    path: Path
+    output: Path
+    seed: int
+    model: ModelConfig
+    sampler: SamplerConfig
+    cells: CellsConfig
+    relax: RelaxConfig
+    hosts: HostsConfig
+    symmetry: SymmetryConfig
+    stability: StabilityConfig
+    shortlist_max: int
+    coordination: CoordinationConfig
+    compositions: tuple[CompositionConfig, ...]
+
+    def fingerprint(self) -> dict[str, str]:
+        """Per section, a hash of the settings that decide which structures a campaign makes.
+
+        Thresholds, shortlist size and the coordination report only shape the report, so they may
+        change between a run and its resume; anything else may not. Files count by their contents,
+        never their paths (a campaign folder moved or copied elsewhere resumes); the hull cache is
+        where results are kept, not a setting.
+        """
+        stability = self.stability
+        generation = {
+            "seed": self.seed, "model": {**asdict(self.model), "source": _source_digest(self.model.source)},
+            "sampler": asdict(self.sampler), "cells": asdict(self.cells), "relax": asdict(self.relax),
+            "hosts": {k: v for k, v in asdict(self.hosts).items() if k != "methods"}, "symmetry": asdict(self.symmetry),
+            "stability": {"entries": None if stability.entries is None else _digest(stability.entries),
+                          "reference_max_atoms": stability.reference_max_atoms,
+                          "reference_per_formula": stability.reference_per_formula},
+            "compositions": [{**asdict(c), "host_files": [(p.name, _digest(p)) for p in c.host_files]}
+                             for c in self.compositions],
+        }
+        return {key: hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
+                for key, value in generation.items()}
+
+
+def _digest(path: Path) -> str:
+    """sha256 of a file's bytes, or of a folder's relative file names and their digests."""
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file())
+        text = "\n".join(f"{p.relative_to(path)} {_digest(p)}" for p in files)
+        return hashlib.sha256(text.encode()).hexdigest()
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _source_digest(source: str | None) -> str | None:
+    """A model source as what it holds: a file's or folder's contents, else the name itself (a
+    published checkpoint name the adapter resolves)."""
+    return _digest(Path(source)) if source is not None and Path(source).exists() else source
+
+
+class _Table:
+    """One TOML table being read: every key taken is checked, and leftovers are unknown keys."""
+
+    def __init__(self, data: Any, where: str, file: Path) -> None:
+        self.file, self.where = file, where
+        if not isinstance(data, dict):
+            raise ChggenError(f"{file}: '{where}' must be a table, got {_kind(data)}")
+        self.data = data
+        self.taken: set[str] = set()
+
+    def key(self, name: str) -> str:
+        return f"{self.where}.{name}" if self.where else name
+
+    def error(self, name: str, message: str) -> ChggenError:
+        return ChggenError(f"{self.file}: key '{self.key(name)}' {message}")
+
+    def get(self, name: str, kind: str, default: Any = _REQUIRED, hint: str = "",
+            allow_empty: bool = False) -> Any:
+        self.taken.add(name)
+        if name not in self.data:
+            if default is _REQUIRED:
+                raise ChggenError(f"{self.file}: missing key '{self.key(name)}'{' (' + hint + ')' if hint else ''}")
+            return default
+        value = self.data[name]
+        checks = {
+            "str": lambda v: isinstance(v, str) and v.strip() != "",
+            "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+            "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+            "bool": lambda v: isinstance(v, bool),
+        }
+        item = kind.removeprefix("list:")
+        if kind.startswith("list:"):
+            if not isinstance(value, list) or not (value or allow_empty) or not all(checks[item](v) for v in value):
+                size = "a list" if allow_empty else "a non-empty list"
+                raise self.error(name, f"must be {size} of {_PLURALS[item]}, got {value!r}")
+            return [float(v) if item == "float" else v for v in value]
+        if not checks[kind](value):
+            raise self.error(name, f"must be {_NAMES[kind]}, got {value!r}")
+        return float(value) if kind == "float" else value
+
+    def positive(self, name: str, kind: str, default: Any, minimum: float = 1) -> Any:
+        value = self.get(name, kind, default)
+        if value is not None and value < minimum:
+            raise self.error(name, f"must be >= {minimum:g}, got {value!r}")
+        return value
+
+    def path(self, name: str, base: Path, must_exist: bool = True) -> Path | None:
+        text = self.get(name, "str", None)
+        if text is None:
+            return None
+        path = (base / Path(text).expanduser()).resolve()
+        if must_exist and not path.exists():
+            raise self.error(name, f"names {path}, which does not exist")
+        return path
+
+    def table(self, name: str) -> "_Table":
+        self.taken.add(name)
+        return _Table(self.data.get(name, {}), self.key(name), self.file)
+
+    def done(self) -> None:
+        unknown = sorted(set(self.data) - self.taken)
+        if unknown:
+            raise ChggenError(f"{self.file}: unknown key '{self.key(unknown[0])}' (misspelt? see the "
+                              "config example in `chggen campaign --help`)")
+
+
+_NAMES = {"str": "a non-empty string", "int": "an integer", "float": "a number", "bool": "true or false"}
+_PLURALS = {"str": "non-empty strings", "int": "integers", "float": "numbers", "bool": "booleans"}
+
+
+def _kind(value: Any) -> str:
+    return type(value).__name__
+
+
+def _composition(table: _Table, base: Path) -> CompositionConfig:
+    formula = table.get("formula", "str", hint="e.g. formula = \"Li2Si\"")
+    try:
+        composition = Composition(formula)
+    except Exception:  # pymatgen raises ValueError or KeyError for text that is not a formula
+        raise table.error("formula", f"{formula!r} is not a chemical formula") from None
+    unknown = [str(el) for el in composition.elements if not Element.is_valid_symbol(str(el))]
+    if unknown or not composition:
+        raise table.error("formula", f"{formula!r} is not a formula of known elements")
+    if any(abs(amount - round(amount)) > 1e-8 for amount in composition.values()):
+        raise table.error("formula", f"{formula!r} has non-integer amounts")
+    units = table.get("formula_units", "list:int", [1])
+    if any(u < 1 for u in units):
+        raise table.error("formula_units", f"must be positive integers, got {units}")
+    guests = table.get("guests", "list:str", hint="the species generated into the host, e.g. [\"Li\"]")
+    symbols = {el.symbol for el in composition.elements}
+    for guest in guests:
+        if not Element.is_valid_symbol(guest) or guest not in symbols:
+            raise table.error("guests", f"{guest!r} is not an element of {formula}")
+    if symbols <= set(guests):
+        raise table.error("guests", f"must leave host atoms: {formula} without {', '.join(guests)} is empty")
+    files = []
+    for index, text in enumerate(table.get("host_files", "list:str", [], allow_empty=True)):
+        path = (base / Path(text).expanduser()).resolve()
+        if not path.is_file():
+            raise table.error(f"host_files[{index}]", f"names {path}, which does not exist")
+        files.append(path)
+    table.done()
+    return CompositionConfig(formula, tuple(units), tuple(guests), tuple(files))
+
+
+def load_config(path: str | Path) -> CampaignConfig:
+    """Read and check a campaign config (TOML); any problem is one ChggenError naming the key."""
+    path = Path(path)
+    if not path.is_file():
+        raise ChggenError(f"{path}: no such config file")
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as error:
+        raise ChggenError(f"{path}: not valid TOML: {error}") from None
+    if not data:
+        raise ChggenError(f"{path}: the config is empty (it needs at least [model] name and one "
+                          "[[compositions]] table)")
+    base = path.resolve().parent
+    top = _Table(data, "", path)
+    output = (base / Path(top.get("output", "str", "chggen_campaign")).expanduser()).resolve()
+    existing = next(p for p in (output, *output.parents) if p.exists())
+    if not existing.is_dir():
+        raise top.error("output", f"names {output}, but {existing} is a file, not a folder; "
+                                  "choose another output folder")
+    seed = top.get("seed", "int", 0)
+
+    model = top.table("model")
+    source = model.get("source", "str", None)
+    if source is not None and (base / Path(source).expanduser()).exists():  # a file next to the config
+        source = str((base / Path(source).expanduser()).resolve())  # (else a name the adapter resolves)
+    model_config = ModelConfig(model.get("name", "str", hint="a score model, see `chggen models`"),
+                               source, check_device(model.get("device", "str", "cpu"),
+                                                    f"{path}: key '{model.key('device')}'"),
+                               model.positive("own_samples", "int", 0, minimum=0))
+    model.done()
+
+    sampler = top.table("sampler")
+    sampler_config = SamplerConfig(sampler.positive("jump_length", "int", 10),
+                                   sampler.positive("resamples", "int", None),
+                                   sampler.positive("unconditional_resamples", "int", 1),
+                                   sampler.positive("batch_size", "int", 64))
+    sampler.done()
+
+    cells = top.table("cells")
+    v0 = cells.get("v0", "float", DEFAULT_V0)
+    if not v0 > 0:
+        raise cells.error("v0", f"must be > 0 A^3/atom, got {v0}")
+    systems = cells.get("systems", "list:str", list(LATTICE_SYSTEMS))
+    unknown = [s for s in systems if s not in LATTICE_SYSTEMS]
+    if unknown:
+        raise cells.error("systems", f"has {unknown[0]!r}, not one of {', '.join(LATTICE_SYSTEMS)}")
+    ratios = cells.get("ratios", "list:float", list(AXIS_RATIOS))
+    if any(r <= 0 for r in ratios):
+        raise cells.error("ratios", f"must all be > 0, got {ratios}")
+    count = cells.get("count", "int", None)
+    if count is not None and "samples_per_cell" in cells.data:
+        raise cells.error("count", "and samples_per_cell exclude each other: give one")
+    if count is not None and count < 1:
+        raise cells.error("count", f"must be >= 1, got {count}")
+    cells_config = CellsConfig(v0, tuple(systems), tuple(ratios), cells.positive("samples_per_cell", "int", 1),
+                               cells.positive("rounds", "int", 1), count)
+    cells.done()
+
+    relax = top.table("relax")
+    fmax = relax.get("fmax", "float", FMAX)
+    if not fmax > 0:
+        raise relax.error("fmax", f"must be > 0 eV/A, got {fmax}")
+    relax_config = RelaxConfig(fmax, relax.positive("max_steps", "int", MAX_STEPS, minimum=0),
+                               relax.get("keep_symmetry", "bool", False))
+    relax.done()
+
+    hosts = top.table("hosts")
+    cell = hosts.get("cell", "str", "conventional")
+    if cell not in ("conventional", "primitive"):
+        raise hosts.error("cell", f"must be \"conventional\" or \"primitive\", got {cell!r}")
+    methods = hosts.get("methods", "list:str", list(INPAINTING_METHODS[:1]))
+    if any(m not in INPAINTING_METHODS for m in methods) or len(set(methods)) != len(methods):
+        raise hosts.error("methods", f"must be distinct names from {', '.join(INPAINTING_METHODS)}, got {methods}")
+    snap = hosts.get("snap_symprec", "float", 0.5)
+    if not snap > 0:
+        raise hosts.error("snap_symprec", f"must be > 0 A, got {snap}")
+    hosts_config = HostsConfig(hosts.positive("per_composition", "int", 3, minimum=0),
+                               hosts.positive("samples", "int", 8), cell, tuple(methods), snap)
+    hosts.done()
+
+    symmetry = top.table("symmetry")
+    symprec = symmetry.get("symprec", "float", SYMPREC)
+    if not symprec > 0:
+        raise symmetry.error("symprec", f"must be > 0 A, got {symprec}")
+    angle = symmetry.get("angle_tolerance", "float", ANGLE_TOLERANCE)
+    if not angle > 0:
+        raise symmetry.error("angle_tolerance", f"must be > 0 degrees, got {angle}")
+    libraries = symmetry.get("libraries", "list:str", list(LIBRARIES))
+    if any(lib not in LIBRARIES for lib in libraries) or len(set(libraries)) != len(libraries):
+        raise symmetry.error("libraries", f"must be distinct names from {', '.join(LIBRARIES)}, got {libraries}")
+    symmetry_config = SymmetryConfig(symprec, angle, tuple(libraries))
+    symmetry.done()
+
+    stability = top.table("stability")
+    cache = stability.path("cache", base, must_exist=False) or output / "hull"
+    stability_config = StabilityConfig(stability.path("entries", base), cache,
+                                       stability.positive("reference_max_atoms", "int", 8),
+                                       stability.positive("reference_per_formula", "int", 2),
+                                       stability.get("threshold", "float", DEFAULT_THRESHOLD))
+    stability.done()
+
+    shortlist = top.table("shortlist")
+    shortlist_max = shortlist.positive("max", "int", 20)
+    shortlist.done()
+
+    coordination = top.table("coordination")
+    coordination_config = CoordinationConfig(coordination.path("training", base),
+                                             coordination.positive("max_structures", "int", 300))
+    coordination.done()
+
+    top.taken.add("compositions")
+    tables = data.get("compositions")
+    if tables is None:
+        raise ChggenError(f"{path}: missing key 'compositions' (add a [[compositions]] table with "
+                          "formula and guests)")
+    if not isinstance(tables, list) or not tables:
+        raise ChggenError(f"{path}: key 'compositions' must be one or more [[compositions]] tables")
+    compositions = tuple(_composition(_Table(t, f"compositions[{i}]", path), base) for i, t in enumerate(tables))
+    formulas = [c.name for c in compositions]
+    repeated = next((f for f in formulas if formulas.count(f) > 1), None)
+    if repeated:
+        raise ChggenError(f"{path}: key 'compositions' lists {repeated} twice; merge its formula_units")
+    top.done()
+    return CampaignConfig(path.resolve(), output, seed, model_config, sampler_config, cells_config,
+                          relax_config, hosts_config, symmetry_config, stability_config, shortlist_max,
+                          coordination_config, compositions)
