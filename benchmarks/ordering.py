@@ -1,5 +1,5 @@
 """Ordering partially occupied crystals, four methods side by side on the same supercell and the same
-number of CHGNet relaxations: inpainting (free), inpainting (site-restricted), pymatgen's
+number of CHGNet relaxations: inpainting, inpainting-sites, pymatgen's
 OrderDisorderedStructureTransformation (its best by Ewald energy) and uniformly random orderings.
 
 Cases (benchmarks/data):
@@ -30,9 +30,17 @@ import torch  # noqa: E402
 from pymatgen.analysis.structure_matcher import StructureMatcher  # noqa: E402
 from pymatgen.core import Structure  # noqa: E402
 
-from chggen_plugins.applications.ordering import METHODS, order  # noqa: E402
+from chggen_plugins.applications.ordering import order  # noqa: E402
 from chggen_plugins.evaluation.relax import Relaxer  # noqa: E402
-from chggen_plugins.runs.report import write_csv  # noqa: E402
+from chggen_plugins.runs.methods import ORDERING as METHODS  # noqa: E402
+from chggen_plugins.runs.schema import METHODS as METHOD_COLUMNS  # noqa: E402
+from chggen_plugins.runs.schema import Column, Table, write_table  # noqa: E402
+
+TABLE = Table("ordering_benchmark.csv", "benchmarks/ordering.py", "methods.csv of each case, side by side", (
+    Column("case", "str", None, "the benchmark case"), Column("supercell", "str", None, "the supercell used"),
+    Column("atoms", "int", None, "atoms in the supercell"), *METHOD_COLUMNS.columns,
+    Column("lowest_above_best_meV", "float", "meV/atom", "the method's lowest energy above the best of all methods"),
+    Column("original_found", "str", None, "samples matching the known ordering")))
 
 DATA = Path(__file__).with_name("data")
 CASES = {
@@ -98,7 +106,7 @@ def main() -> None:
     print(text)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "ordering_benchmark.md").write_text(text + "\n")
-    write_csv(table, args.out / "ordering_benchmark.csv")
+    write_table(table, args.out / "ordering_benchmark.csv", TABLE)
 
 
 if __name__ == "__main__":

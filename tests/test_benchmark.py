@@ -1,6 +1,5 @@
 """`chggen benchmark symmetry`: one table across backends, skipped backends named, resumable."""
 
-import csv
 from pathlib import Path
 
 import pytest
@@ -10,6 +9,7 @@ from test_workflow import ENTRIES, REFERENCE
 from chggen_plugins.applications.symmetry_benchmark import Case, parse_cases
 from chggen_plugins.cli import main
 from chggen_plugins.errors import ChggenError
+from chggen_plugins.runs.schema import read_table
 from chggen_plugins.runs.store import ResultStore
 
 
@@ -32,8 +32,7 @@ def test_one_table_for_every_backend_with_the_skipped_ones_named(tmp_path, capsy
     printed = capsys.readouterr().out
     assert "skipped nosuch: not installed" in printed
     assert "skipped mattergen: needs a checkpoint: --model-source mattergen=PATH" in printed
-    with open(out / "symmetry_benchmark.csv") as handle:
-        rows = list(csv.DictReader(handle))
+    rows = read_table(out / "symmetry_benchmark.csv")
     ran = [r for r in rows if not r["skipped"]]
     assert {r["backend"] for r in ran} == {"analytic"} and {r["weights"] for r in ran} == {"trained"}
     assert {r["method"] for r in ran} == {"unconditional", "inpainting"}

@@ -2,7 +2,6 @@
 the analytic model and short CHGNet relaxations (store, outputs, resume after a kill, refusals), the
 CLI end to end, and the MatterGen / DiffCSP paths with small random models."""
 
-import csv
 from pathlib import Path
 
 import ase.db
@@ -19,6 +18,7 @@ from chggen_plugins.errors import ChggenError
 from chggen_plugins.evaluation.relax import Relaxer
 from chggen_plugins.evaluation.voltage import guest_charge, pseudo_binary
 from chggen_plugins.models.analytic import AnalyticSiteModel
+from chggen_plugins.runs.schema import read_table
 from chggen_plugins.sampling.noise import CartesianVE
 from chggen_plugins.structures.cells import parse_supercell
 
@@ -138,17 +138,16 @@ def rows(out: Path) -> dict:
 
 
 def read_csv(path: Path) -> list[dict]:
-    with open(path) as handle:
-        return list(csv.DictReader(handle))
+    return read_table(path)  # rows keyed by the bare column names (headers carry units)
 
 
 def test_sweep_stores_every_structure_and_reports_the_hull_from_them(sweep):
     result, out = sweep
     stored = rows(out)
-    assert list(stored) == ["host", "reference/Li/file", "Li1/free/0", "Li1/free/1", "Li2/free/0", "Li2/free/1"]
+    assert list(stored) == ["host", "reference/Li/file", "Li1/inpainting/0", "Li1/inpainting/1", "Li2/inpainting/0", "Li2/inpainting/1"]
     host_sites = Structure.from_dict(stored["host"].data["generated"]).frac_coords
     for uid, row in stored.items():
-        if "/free/" in uid:  # the host's sites exactly in place before relaxation, the guests added
+        if "/inpainting/" in uid:  # the host's sites exactly in place before relaxation, the guests added
             generated = Structure.from_dict(row.data["generated"])
             assert np.array_equal(generated.frac_coords[:2], host_sites)
             assert same_frac_coords(generated.frac_coords[:2], SI2.frac_coords, SWEEP_HOST_ATOL)
@@ -278,7 +277,7 @@ def test_mattergen_through_the_command(files, capsys):
     args[args.index(str(files / "full.cif"))] = str(checkpoint)
     assert main([*args, "--levels", "10", "--max-steps", "10"]) == 0
     stored = rows(files / "out")
-    assert stored["Li1/free/0"].backend == "mattergen" and stored["Li1/free/0"].levels == 10
+    assert stored["Li1/inpainting/0"].backend == "mattergen" and stored["Li1/inpainting/0"].levels == 10
     table = read_csv(files / "out" / "intercalation.csv")
     assert [(r["count"], r["samples"]) for r in table] == [("0", "1"), ("1", "1")]
 
@@ -289,7 +288,7 @@ def test_diffcsp_model_through_the_api(tmp_path, relaxer):
     model = DiffCSPScoreModel.untrained(CSPNetConfig(hidden_dim=16, num_layers=2, num_freqs=4, time_dim=8,
                                                      timesteps=10), seed=2)
     result = intercalate(SI2, "Li", [1], model, tmp_path, relaxer=relaxer, **{**SWEEP, "samples": 1})
-    row = next(result.store.results(method="free"))
+    row = next(result.store.results(method="inpainting"))
     assert row.get("backend") == "DiffCSPScoreModel" and row.get("levels") == 10
     assert row.generated.composition == Composition("LiSi2")
     host = next(result.store.results(method="host")).generated
@@ -304,7 +303,7 @@ def test_a_symmetric_sweep_stores_symmetric_samples_beside_free_ones(tmp_path, r
     from chggen_plugins.structures.wyckoff import plan_guests, symmetry_error
 
     intercalate(SI2, "Li", [1, 2], analytic(), tmp_path, relaxer=relaxer, symmetric=True, **SWEEP)
-    symmetric = list(ResultStore(tmp_path / "results.db").results(method="symmetric"))
+    symmetric = list(ResultStore(tmp_path / "results.db").results(method="inpainting-sym"))
     assert len(symmetric) == 4
     for row in symmetric:
         group = plan_guests(SI2, {"Li": row.get("count")}).group

@@ -2,7 +2,6 @@
 (it is what puts guests on distinct allowed sites), the final assignment, the whole command with short
 CHGNet relaxations (outputs, resume, refusals) and each bad input as one line."""
 
-import csv
 from pathlib import Path
 
 import numpy as np
@@ -13,12 +12,14 @@ from pymatgen.io.cif import CifWriter
 
 from chggen_plugins import order
 from chggen_plugins.api import sample_tasks
-from chggen_plugins.applications.ordering import METHODS, ordering_problem, smallest_supercell
+from chggen_plugins.applications.ordering import ordering_problem, smallest_supercell
 from chggen_plugins.applications.site_guidance import SiteGuidedModel, assign_to_sites
 from chggen_plugins.cli import main
 from chggen_plugins.errors import ChggenError
 from chggen_plugins.evaluation.relax import Relaxer
 from chggen_plugins.models.analytic_model import AnalyticSiteModel
+from chggen_plugins.runs.methods import ORDERING as METHODS
+from chggen_plugins.runs.schema import read_table
 from chggen_plugins.sampling.inpaint import SamplerSettings
 from chggen_plugins.sampling.noise import CartesianVE
 from chggen_plugins.structures.batch import InpaintTask
@@ -113,8 +114,8 @@ def test_the_pull_puts_guests_on_distinct_allowed_sites():
     assert distances["none"] > 1.2 and distances["strength 0"] > 1.2  # ... and only because of the pull
 
 
-def test_restricted_method_pulls_only_when_asked(tmp_path: Path):
-    """`site_pull` reaches the restricted method's sampler: with it the guests end near the listed
+def test_site_restricted_inpainting_pulls_only_when_asked(tmp_path: Path):
+    """`site_pull` reaches the inpainting-sites sampler: with it the guests end near the listed
     sites before the assignment; by default (no pull) they stay where the model put them."""
     from chggen_plugins.applications.ordering import Ordering
 
@@ -124,9 +125,9 @@ def test_restricted_method_pulls_only_when_asked(tmp_path: Path):
     for frac in np.random.default_rng(0).random((8, 3)):
         reference.append("Li", frac)
     model = fast(AnalyticSiteModel(reference, 0.5, CartesianVE()))
-    options = dict(methods=("restricted",), jump_length=1, resamples=1, progress=False)
-    pulled = Ordering(disordered, model, tmp_path / "pull", 2, site_pull=1.0, **options).generate("restricted")[1]
-    plain = Ordering(disordered, model, tmp_path / "plain", 2, **options).generate("restricted")[1]
+    options = dict(methods=("inpainting-sites",), jump_length=1, resamples=1, progress=False)
+    pulled = Ordering(disordered, model, tmp_path / "pull", 2, site_pull=1.0, **options).generate("inpainting-sites")[1]
+    plain = Ordering(disordered, model, tmp_path / "plain", 2, **options).generate("inpainting-sites")[1]
     assert max(pulled) < 0.5 and max(plain) > 1.2
 
 
@@ -163,14 +164,14 @@ def test_order_end_to_end_resumes_and_refuses_changed_settings(tmp_path: Path):
                    jump_length=1, resamples=1, echo=False)
     result = order(disordered, model, tmp_path, 2, **options)
     assert {m["method"]: m["candidates"] for m in result.methods} == {m: 2 for m in METHODS}
-    rows = list(csv.DictReader(open(tmp_path / "orderings.csv")))
+    rows = read_table(tmp_path / "orderings.csv")
     assert len(rows) == 8 and rows[0]["rank"] == "1" and rows[0]["ewald_per_atom"]
     energies = [float(r["e_per_atom"]) for r in rows if r["rank"]]
     assert energies == sorted(energies)
     first = (tmp_path / rows[0]["cif"]).read_text()
     assert first.startswith("# chggen order: rank 1") and "CHGNet energy" in first
     assert Structure.from_file(tmp_path / rows[0]["cif"]).composition.reduced_formula == "Li2S"
-    restricted = [r for r in rows if r["method"] == "restricted"]
+    restricted = [r for r in rows if r["method"] == "inpainting-sites"]
     # no pull by default: the model alone put the guests within 0.3 A of the sites they were assigned
     assert all(float(r["site_distance"]) < 0.3 for r in restricted)
     assert (tmp_path / "energies.png").stat().st_size > 0 and (tmp_path / "methods.csv").exists()

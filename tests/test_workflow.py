@@ -130,6 +130,7 @@ def test_campaign_outputs_and_resume_after_a_kill(tmp_path, relaxer):
     out = fresh.output
     summary = (out / "summary.csv").read_text().splitlines()
     assert summary[0].startswith("composition,method,n_atoms,generated")
+    assert "lowest_e_per_atom [eV/atom]" in summary[0].split(",") and "threshold [eV/atom]" in summary[0]
     assert len(summary) == 1 + len({(r.get("method"), r.get("n_atoms")) for r in relaxed + [
         r for r in expected.values() if r.get("status") == "error"]})
     for name in ("symmetry_rate", "ed_histogram", "de_vs_rmsd"):

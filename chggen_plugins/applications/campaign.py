@@ -41,19 +41,8 @@ from chggen_plugins.errors import ChggenError
 from chggen_plugins.evaluation.relax import Relaxer
 from chggen_plugins.evaluation.stability import Hull, build_hull
 from chggen_plugins.runs.config import CampaignConfig, CompositionConfig
-from chggen_plugins.runs.shards import (
-    HOST,
-    INPAINTING_SNAP,
-    INPAINTING_SYM,
-    OWN,
-    STORE_NAME,
-    UNCONDITIONAL,
-    Shard,
-    derived_seed,
-    lowest_distinct,
-    relaxer_for,
-    run_shard,
-)
+from chggen_plugins.runs.methods import HOST, INPAINTING_SNAP, INPAINTING_SYM, OWN, UNCONDITIONAL
+from chggen_plugins.runs.shards import STORE_NAME, Shard, derived_seed, lowest_distinct, relaxer_for, run_shard
 from chggen_plugins.runs.store import ResultStore, StoredResult
 from chggen_plugins.sampling.inpaint import SamplerSettings, default_resamples
 from chggen_plugins.structures.batch import InpaintTask

@@ -44,7 +44,9 @@ from chggen_plugins.evaluation.relax import FMAX, MAX_STEPS, Relaxer
 from chggen_plugins.evaluation.stability import reference_candidates
 from chggen_plugins.evaluation.voltage import Intercalation, guest_charge, host_units, pseudo_binary
 from chggen_plugins.runs.config import DEFAULT_SYMMETRY
-from chggen_plugins.runs.report import save_figure, write_csv
+from chggen_plugins.runs.methods import HOST, INPAINTING, INPAINTING_SYM, REFERENCE, SWEEP
+from chggen_plugins.runs.report import save_figure
+from chggen_plugins.runs.schema import INTERCALATION, VOLTAGE, write_table
 from chggen_plugins.runs.shards import STORE_NAME, Shard, run_shard
 from chggen_plugins.runs.store import ResultStore, StoredResult
 from chggen_plugins.sampling.inpaint import SamplerSettings
@@ -54,10 +56,6 @@ from chggen_plugins.structures.host import strip_guests
 from chggen_plugins.structures.io import StructureLike, atomic_radius, to_structure
 from chggen_plugins.structures.wyckoff import NoSymmetricPlacement
 
-FREE = "free"            # guests inpainted anywhere
-SYMMETRIC = "symmetric"  # guests on Wyckoff orbits of the host's group (or of a subgroup that fits)
-HOST = "host"
-REFERENCE = "reference"
 REFERENCE_PROTOTYPES = 2  # elemental prototypes relaxed for the guest reference (lowest single energies)
 REFERENCE_MAX_ATOMS = 4
 
@@ -130,7 +128,7 @@ def _task(host: Structure, guest: str, count: int, samples: int, method: str) ->
     orbit combination of the host's group or its subgroups gives (its free samples still run)."""
     label = f"{guest}{count} into {host.composition.formula}"
     try:
-        return InpaintTask(host, {guest: count}, samples, label=label, symmetric=method == SYMMETRIC)
+        return InpaintTask(host, {guest: count}, samples, label=label, symmetric=method == INPAINTING_SYM)
     except NoSymmetricPlacement as error:
         _log(f"{label}: no symmetric samples ({error})")
         return None
@@ -168,7 +166,7 @@ class Sweep:
         name = model if isinstance(model, str) else type(model).__name__
         loaded = load_model(model, model_source, device) if isinstance(model, str) else model.to(device)
         self.model = with_levels(loaded, levels)
-        self.methods = (FREE, SYMMETRIC) if symmetric else (FREE,)
+        self.methods = SWEEP if symmetric else (INPAINTING,)
         tasks = {(n, method): _task(self.host, guest, n, samples, method)
                  for n in self.counts for method in self.methods}
         self.tasks = {key: task for key, task in tasks.items() if task is not None}
@@ -291,7 +289,7 @@ def _thermodynamics(store: ResultStore, host: Structure, guest: str) -> Intercal
     for row in (host_row, reference):
         if row.get("status") == "unconverged":
             _log(f"{row.uid}: FIRE did not reach fmax in {row.get('steps')} steps; its energy is used as it is")
-    states = [_entry(r) for method in (FREE, SYMMETRIC) for r in store.results(method=method, status="relaxed")]
+    states = [_entry(r) for method in SWEEP for r in store.results(method=method, status="relaxed")]
     return pseudo_binary(_entry(host_row), _entry(reference), states)
 
 
@@ -301,7 +299,7 @@ def _rows(thermo: Intercalation, store: ResultStore) -> list[dict[str, Any]]:
     by_uid = {r.uid: r for r in store.results()}
     made: dict[float, list[StoredResult]] = {0.0: [by_uid[HOST]]}
     for row in by_uid.values():
-        if row.get("method") in (FREE, SYMMETRIC):
+        if row.get("method") in SWEEP:
             made.setdefault(round(row.get("x"), 10), []).append(row)
     points = {round(p.x, 10): p for p in thermo.points}
     rows = []
@@ -343,8 +341,8 @@ def write_outputs(thermo: Intercalation, store: ResultStore, out: Path) -> dict[
               "formula_charge": s.formula_charge, "formula_discharge": s.formula_discharge,
               "voltage": round(s.voltage, 6), "capacity": round(s.capacity, 3),
               "cumulative_capacity": round(s.cumulative_capacity, 3), "charge": thermo.charge} for s in thermo.steps]
-    return {"store": store.path, "table": write_csv(rows, out / "intercalation.csv"),
-            "voltage": write_csv(steps, out / "voltage.csv"),
+    return {"store": store.path, "table": write_table(rows, out / "intercalation.csv", INTERCALATION),
+            "voltage": write_table(steps, out / "voltage.csv", VOLTAGE),
             "hull_plot": plot_hull(thermo, out / "hull.png"),
             "voltage_plot": plot_voltage(thermo, out / "voltage.png"), "structures": structures}
 

@@ -6,18 +6,17 @@ occupied sites are the host; the partially occupied sites are where the guests g
 two species (Li/Na) may take either, and sites left empty are the vacancies. Candidates come from
 up to four methods, the same number from each:
 
-    free         CHGGen inpainting of the guests into the fixed host, anywhere (the paper's way)
-    restricted   the model's inpainted guests assigned to distinct listed sites by least total
-                 distance (`site_guidance.py`): a true ordering of those sites, chosen by the model.
-                 Optionally (`site_pull` > 0) the guests are also pulled towards the listed sites
-                 while they are sampled; on Li2S (benchmarks/ordering.py's synthetic case, native
-                 model, 60 levels) the pull overrode the model: 0 of 10 assigned samples were the
-                 known ordering with pull 1.0 (0 with 0.3), against 8 of 10 with no pull
-    pymatgen     pymatgen's OrderDisorderedStructureTransformation, its best by Ewald energy
-                 (oxidation states given, or from BVAnalyzer)
-    random       uniformly random orderings of the same sites
+    inpainting        CHGGen inpainting of the guests into the fixed host, anywhere (the paper's way)
+    inpainting-sites  the model's inpainted guests assigned to distinct listed sites by least total
+                      distance (`site_guidance.py`): a true ordering of those sites, chosen by the
+                      model. Optionally (`site_pull` > 0) the guests are also pulled towards the
+                      listed sites while they are sampled (the docs' ordering benchmark says when
+                      that helps)
+    pymatgen          pymatgen's OrderDisorderedStructureTransformation, its best by Ewald energy
+                      (oxidation states given, or from BVAnalyzer)
+    random            uniformly random orderings of the same sites
 
-Every candidate is relaxed and measured as a campaign does (`workflow.run_shard`) and written to
+Every candidate is relaxed and measured as a campaign does (`runs/shards.run_shard`) and written to
 OUT/results.db the moment it is done (a rerun resumes; changed settings are refused by `claim`).
 Everything reported comes from the store:
 
@@ -62,7 +61,9 @@ from chggen_plugins.contract.registry import load_model
 from chggen_plugins.errors import ChggenError
 from chggen_plugins.evaluation.relax import FMAX, MAX_STEPS, Relaxer
 from chggen_plugins.runs.config import DEFAULT_SYMMETRY
-from chggen_plugins.runs.report import save_figure, write_csv
+from chggen_plugins.runs.methods import INPAINTING, INPAINTING_SITES, ORDERING, RANDOM, check_methods
+from chggen_plugins.runs.report import save_figure
+from chggen_plugins.runs.schema import METHODS, ORDERINGS, legend, write_table
 from chggen_plugins.runs.shards import STORE_NAME, Shard, lowest_distinct, run_shard
 from chggen_plugins.runs.store import ResultStore, StoredResult
 from chggen_plugins.sampling.inpaint import SamplerSettings
@@ -70,9 +71,7 @@ from chggen_plugins.structures.batch import InpaintTask
 from chggen_plugins.structures.cells import parse_supercell
 from chggen_plugins.structures.io import StructureLike, check_lattice, check_structure, read_structure
 
-FREE, RESTRICTED, PYMATGEN, RANDOM = "free", "restricted", "pymatgen", "random"
-METHODS = (FREE, RESTRICTED, PYMATGEN, RANDOM)
-MODEL_METHODS = (FREE, RESTRICTED)
+MODEL_METHODS = (INPAINTING, INPAINTING_SITES)  # the methods that need a score model
 COUNT_TOLERANCE = 0.05  # atoms: CIF occupancies are rounded (7/12 -> 0.583)
 MAX_CELLS = 64  # unit cells in the largest supercell searched for integer counts
 _RELAXED = ("relaxed", "unconverged")
@@ -271,10 +270,8 @@ class Ordering:
         self.problem = ordering_problem(source, supercell)
         if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
             raise ChggenError(f"samples: {samples!r} must be a positive integer")
-        unknown = [m for m in methods if m not in METHODS]
-        if unknown or not methods:
-            raise ChggenError(f"methods: {', '.join(unknown) or 'none given'}; choose from {', '.join(METHODS)}")
-        self.methods = tuple(m for m in METHODS if m in methods)
+        chosen = check_methods(list(methods), ORDERING, "methods")
+        self.methods = tuple(m for m in ORDERING if m in chosen)
         if keep is not None and (isinstance(keep, bool) or not isinstance(keep, int) or keep < 1):
             raise ChggenError(f"keep: {keep!r} must be a positive integer")
         self.samples, self.keep, self.seed, self.device = samples, keep or samples, seed, device
@@ -337,11 +334,11 @@ class Ordering:
         guest to the listed site it was assigned (None for orderings of the sites themselves)."""
         problem = self.problem
         if method in MODEL_METHODS:
-            pulled = method == RESTRICTED and self.site_pull > 0
+            pulled = method == INPAINTING_SITES and self.site_pull > 0
             model = SiteGuidedModel(self.model, problem.sites, self.width, self.site_pull) if pulled else self.model
             made = sample_tasks([self.task], model, self.seed, self.settings, self.device, self.progress)[0]
             assigned = [assign_to_sites(s, len(problem.host), problem.sites) for s in made]
-            structures = made if method == FREE else [ordered for ordered, _ in assigned]
+            structures = made if method == INPAINTING else [ordered for ordered, _ in assigned]
             return structures, [distance for _, distance in assigned]
         if method == RANDOM:
             return random_orderings(problem.host, problem.guests, problem.sites, self.samples,
@@ -408,9 +405,9 @@ def order(source: StructureLike | str | Path, model: ModelLike | None, out: str 
     per method in the smallest supercell with integer counts (or `supercell`), relaxed with CHGNet,
     stored in `out` (resumable), ranked; the `keep` lowest distinct orderings written as CIF.
 
-    `methods`: any of free, restricted (both need `model`), pymatgen, random. `oxidation_states`
+    `methods`: any of inpainting, inpainting-sites (both need `model`), pymatgen, random. `oxidation_states`
     ({"Li": 1, ...}) for pymatgen's ordering and the Ewald column (default: BVAnalyzer). `site_pull`
-    (default 0: none) and `width` (A): strength and final std of the restricted mode's optional pull. Others as for `intercalate` (levels, seed, jump_length,
+    (default 0: none) and `width` (A): strength and final std of inpainting-sites' optional pull. Others as for `intercalate` (levels, seed, jump_length,
     resamples, fmax, max_steps, relaxer, device, progress, on_result).
     """
     return Ordering(source, model, out, samples, supercell, **options).run(echo)
@@ -446,9 +443,9 @@ def write_outputs(store: ResultStore, out: Path, methods: Sequence[str], keep: i
             (out / row["cif"]).write_text(_cif_header(row) + str(CifWriter(r.structure)))
         rows.append(row)
     summary = method_rows(store, results, methods)
-    files = {"store": store.path, "orderings": write_csv(sorted(rows, key=lambda x: (x["rank"] is None, x["rank"] or 0)),
-                                                          out / "orderings.csv"),
-             "methods": write_csv(summary, out / "methods.csv"), "histogram": plot_energies(relaxed, methods,
+    files = {"store": store.path, "orderings": write_table(sorted(rows, key=lambda x: (x["rank"] is None, x["rank"] or 0)),
+                                                            out / "orderings.csv", ORDERINGS),
+             "methods": write_table(summary, out / "methods.csv", METHODS), "histogram": plot_energies(relaxed, methods,
                                                                                             out / "energies.png"),
              "structures": structures}
     return rows, summary, files
@@ -489,7 +486,8 @@ def format_methods(rows: Sequence[dict[str, Any]]) -> str:
                       energy("median_e_per_atom"), str(row["distinct"]),
                       f"{row['symmetric']}/{row['candidates']}", f"{row['cpu_per_candidate_s']:.1f}"])
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in lines)
+    table = ["  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in lines]
+    return "\n".join([*table, legend(METHODS, header)])
 
 
 def plot_energies(relaxed: Sequence[StoredResult], methods: Sequence[str], path: Path) -> Path:

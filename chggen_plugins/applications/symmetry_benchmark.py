@@ -115,7 +115,8 @@ def run_symmetry_benchmark(models: Sequence[str], sources: dict[str, str], cases
     """(summary rows of every backend that ran, [(backend, why skipped)]); writes CSV and plot."""
     from chggen_plugins.applications.campaign import run_campaign
     from chggen_plugins.runs.config import load_config
-    from chggen_plugins.runs.report import format_table, plot_symmetry_rates, write_csv
+    from chggen_plugins.runs.report import format_table, plot_symmetry_rates
+    from chggen_plugins.runs.schema import SUMMARY, write_table
 
     if samples < 1 or hosts < 1:
         raise ChggenError(f"--samples and --hosts must be >= 1, got {samples} and {hosts}")
@@ -141,7 +142,7 @@ def run_symmetry_benchmark(models: Sequence[str], sources: dict[str, str], cases
         libraries = config.symmetry.libraries
         result = run_campaign(config, model=model, progress=progress)
         rows += result.summary
-    write_csv(rows + [{"backend": name, "skipped": why} for name, why in skipped], out / CSV_NAME)
+    write_table(rows + [{"backend": name, "skipped": why} for name, why in skipped], out / CSV_NAME, SUMMARY)
     if rows:
         plot_symmetry_rates(rows, libraries, out / PLOT_NAME, by_backend=True)
         print(format_table(rows, libraries, by_backend=True))

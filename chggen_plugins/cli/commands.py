@@ -374,18 +374,19 @@ def build_parser() -> argparse.ArgumentParser:
                     "(rerun to resume). Writes OUT/orderings.csv, OUT/methods.csv, OUT/energies.png and the "
                     "KEEP lowest distinct orderings as OUT/structures/*.cif, and prints a table per method.",
         epilog="Example:\n  chggen order benchmarks/data/beta_li3ps4_homma2011.cif --samples 8 --model native "
-               "--levels 100 --methods free,restricted,pymatgen,random --oxidation-states Li:1,P:5,S:-2 "
+               "--levels 100 --methods inpainting,inpainting-sites,pymatgen,random --oxidation-states Li:1,P:5,S:-2 "
                "--out li3ps4_orderings",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     ordering.add_argument("structure", help="disordered structure (CIF with _atom_site_occupancy)")
     ordering.add_argument("--supercell", default=None,
                           help="e.g. 2x1x1 (default: the smallest that gives integer counts)")
     ordering.add_argument("--samples", type=int, default=8, help="candidates per method (default 8)")
-    ordering.add_argument("--methods", default="free,restricted",
-                          help="comma-separated: free, restricted, pymatgen, random (default free,restricted)")
+    ordering.add_argument("--methods", default="inpainting,inpainting-sites",
+                          help="comma-separated: inpainting, inpainting-sites, pymatgen, random "
+                               "(default inpainting,inpainting-sites)")
     ordering.add_argument("--keep", type=int, default=None,
                           help="lowest distinct orderings written as CIF (default SAMPLES)")
-    ordering.add_argument("--model", default=None, help="score model name for free/restricted (see `chggen models`)")
+    ordering.add_argument("--model", default=None, help="score model name for inpainting and inpainting-sites (see `chggen models`)")
     ordering.add_argument("--model-source", default=None,
                           help="checkpoint or file the model is loaded from (default: its bundled weights)")
     ordering.add_argument("--levels", type=int, default=None,

@@ -90,6 +90,7 @@ from chggen_plugins.errors import ChggenError
 from chggen_plugins.evaluation.relax import FMAX, MAX_STEPS
 from chggen_plugins.evaluation.stability import DEFAULT_THRESHOLD
 from chggen_plugins.evaluation.symmetry import ANGLE_TOLERANCE, LIBRARIES, SYMPREC
+from chggen_plugins.runs.methods import CAMPAIGN
 from chggen_plugins.structures.cells import AXIS_RATIOS, DEFAULT_V0, LATTICE_SYSTEMS
 from chggen_plugins.structures.systems import formula as reduced_formula
 
@@ -100,7 +101,6 @@ except ImportError:  # Python 3.10
 
 _REQUIRED = object()
 # How guests are put into a host: freely (the paper), on Wyckoff orbits, or freely then snapped.
-INPAINTING_METHODS = ("inpainting", "inpainting-sym", "inpainting-snap")
 
 
 @dataclass(frozen=True)
@@ -430,9 +430,9 @@ def load_config(path: str | Path) -> CampaignConfig:
     cell = hosts.get("cell", "str", "conventional")
     if cell not in ("conventional", "primitive"):
         raise hosts.error("cell", f"must be \"conventional\" or \"primitive\", got {cell!r}")
-    methods = hosts.get("methods", "list:str", list(INPAINTING_METHODS[:1]))
-    if any(m not in INPAINTING_METHODS for m in methods) or len(set(methods)) != len(methods):
-        raise hosts.error("methods", f"must be distinct names from {', '.join(INPAINTING_METHODS)}, got {methods}")
+    methods = hosts.get("methods", "list:str", list(CAMPAIGN[:1]))
+    if any(m not in CAMPAIGN for m in methods) or len(set(methods)) != len(methods):
+        raise hosts.error("methods", f"must be distinct names from {', '.join(CAMPAIGN)}, got {methods}")
     snap = hosts.get("snap_symprec", "float", 0.5)
     if not snap > 0:
         raise hosts.error("snap_symprec", f"must be > 0 A, got {snap}")

@@ -15,7 +15,6 @@ Every table and plot that shows Ed carries the hull's label; a CHGNet reference 
 
 from __future__ import annotations
 
-import csv
 import statistics
 import warnings
 from collections import defaultdict
@@ -32,8 +31,11 @@ from pymatgen.io.vasp.sets import MPScanRelaxSet
 from chggen_plugins.evaluation.coordination import CoordinationStats, coordination_stats
 from chggen_plugins.evaluation.stability import passes_screen
 from chggen_plugins.evaluation.symmetry import symmetry_success_rate, wilson_interval
+from chggen_plugins.files import replacing
 from chggen_plugins.runs.config import CampaignConfig, SymmetryConfig
-from chggen_plugins.runs.shards import GENERATED, lowest_distinct
+from chggen_plugins.runs.methods import GENERATED
+from chggen_plugins.runs.schema import COORDINATION, SHORTLIST, SUMMARY, legend, write_table
+from chggen_plugins.runs.shards import lowest_distinct
 from chggen_plugins.runs.store import ResultStore, StoredResult
 
 _RELAXED = ("relaxed", "unconverged")  # statuses with a relaxed (final) structure
@@ -99,6 +101,7 @@ def format_table(rows: Sequence[dict[str, Any]], libraries: Sequence[str], by_ba
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     text = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in lines]
     if rows:
+        text.append(legend(SUMMARY, header))
         text.append(f"symmetry: space group > P-1 at symprec {rows[0]['symprec']} A, angle "
                     f"{rows[0]['angle_tolerance']} deg; Ed threshold {rows[0]['threshold']} eV/atom")
     for backend, weights in sorted({(row["backend"], row["weights"]) for row in rows if row["weights"]}):
@@ -110,17 +113,6 @@ def format_table(rows: Sequence[dict[str, Any]], libraries: Sequence[str], by_ba
 
 def _text(value: Any, spec: str) -> str:
     return "-" if value is None else format(value, spec)
-
-
-def write_csv(rows: Sequence[dict[str, Any]], path: Path) -> Path:
-    """Rows as CSV; the columns are every key of any row, in first-seen order."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as handle:
-        if rows:
-            writer = csv.DictWriter(handle, fieldnames=list(dict.fromkeys(key for row in rows for key in row)))
-            writer.writeheader()
-            writer.writerows(rows)
-    return path
 
 
 def shortlist(results: Iterable[StoredResult], threshold: float, limit: int) -> list[StoredResult]:
@@ -149,14 +141,14 @@ def write_shortlist(entries: Sequence[StoredResult], out: Path, library: str) ->
                      "space_group": entry.get(f"sg_{library}_symbol"), "library": library,
                      "cif": str(cif.relative_to(out)), "r2scan": str(scan.relative_to(out)),
                      "hull": entry.get("hull")})
-    return write_csv(rows, out / "shortlist.csv")
+    return write_table(rows, out / "shortlist.csv", SHORTLIST)
 
 
 def save_figure(figure: Figure, path: Path) -> Path:
     """Lay out `figure`, write it to `path` (PNG at 120 dpi, folders made) and return `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
+    with replacing(path) as temporary:
+        figure.savefig(temporary, dpi=120, format=path.suffix.lstrip(".") or "png")
     return path
 
 
@@ -286,7 +278,7 @@ def write_report(config: CampaignConfig, store: ResultStore, echo: bool = True) 
     results = list(store.results())
     threshold = config.stability.threshold
     rows = summary_rows(results, config.symmetry, threshold)
-    files = {"store": store.path, "summary": write_csv(rows, out / "summary.csv"),
+    files = {"store": store.path, "summary": write_table(rows, out / "summary.csv", SUMMARY),
              "symmetry_plot": plot_symmetry_rates(rows, config.symmetry.libraries, out / "plots" / "symmetry_rate.png"),
              "ed_plot": plot_ed_histogram(results, threshold, out / "plots" / "ed_histogram.png"),
              "de_rmsd_plot": plot_de_vs_rmsd(results, out / "plots" / "de_vs_rmsd.png")}
@@ -297,7 +289,7 @@ def write_report(config: CampaignConfig, store: ResultStore, echo: bool = True) 
         table = [{"group": s.group, "species": s.species, "sites": s.sites, "mean_cn": round(s.mean, 3),
                   "std_cn": round(s.std, 3), "distribution": " ".join(f"{k}:{v}" for k, v in s.counts.items()),
                   "failed_structures": s.failed_structures} for s in stats]
-        files["coordination"] = write_csv(table, out / "coordination.csv")
+        files["coordination"] = write_table(table, out / "coordination.csv", COORDINATION)
         files["coordination_plot"] = plot_coordination(stats, out / "plots" / "coordination.png")
     if echo:
         print(format_table(rows, config.symmetry.libraries))

@@ -25,17 +25,12 @@ from chggen_plugins.errors import ChggenError
 from chggen_plugins.evaluation.relax import Relaxer, RelaxResult
 from chggen_plugins.evaluation.stability import Hull
 from chggen_plugins.evaluation.symmetry import snap_to_symmetry, space_group
-from chggen_plugins.runs.config import INPAINTING_METHODS, RelaxConfig, SymmetryConfig
+from chggen_plugins.runs.config import RelaxConfig, SymmetryConfig
 from chggen_plugins.runs.store import ResultStore, StoredResult
 from chggen_plugins.sampling.inpaint import SamplerSettings
 from chggen_plugins.structures.batch import InpaintTask
 from chggen_plugins.structures.wyckoff import NoSymmetricPlacement
 
-UNCONDITIONAL = "unconditional"
-HOST = "host"
-INPAINTING, INPAINTING_SYM, INPAINTING_SNAP = INPAINTING_METHODS
-OWN = "own"  # a backend's own unconditional sampler (benchmarks)
-GENERATED = (UNCONDITIONAL, *INPAINTING_METHODS, OWN)  # the methods whose structures are generated and relaxed
 STORE_NAME = "results.db"
 SHARDS_NAME = "shards"  # per-shard databases of the Dask path
 
