@@ -33,18 +33,17 @@ from typing import TYPE_CHECKING, Any
 from pymatgen.core import Composition, Lattice, Structure
 from tqdm import tqdm
 
-from chggen_plugins.api import check_elements
 from chggen_plugins.contract.protocol import ScoreModel
-from chggen_plugins.contract.provenance import model_provenance
-from chggen_plugins.contract.registry import installed_models, load_model
+from chggen_plugins.contract.registry import installed_models
 from chggen_plugins.errors import ChggenError
 from chggen_plugins.evaluation.relax import Relaxer
 from chggen_plugins.evaluation.stability import Hull, build_hull
 from chggen_plugins.runs.config import CampaignConfig, CompositionConfig
 from chggen_plugins.runs.methods import HOST, INPAINTING_SNAP, INPAINTING_SYM, OWN, UNCONDITIONAL
-from chggen_plugins.runs.shards import STORE_NAME, Shard, derived_seed, lowest_distinct, relaxer_for, run_shard
+from chggen_plugins.runs.setup import claim_store, model_run
+from chggen_plugins.runs.shards import Shard, derived_seed, lowest_distinct, relaxer_for, run_shard
 from chggen_plugins.runs.store import ResultStore, StoredResult
-from chggen_plugins.sampling.inpaint import SamplerSettings, default_resamples
+from chggen_plugins.sampling.inpaint import SamplerSettings
 from chggen_plugins.structures.batch import InpaintTask
 from chggen_plugins.structures.cells import lattice_grid
 from chggen_plugins.structures.host import Host, host_from_structure, strip_guests, symmetrize_host
@@ -121,16 +120,20 @@ class Campaign:
         self.on_result = on_result
         self.client = client
         self._model_override, self._relaxer_override = model, relaxer
-        self.model = model if model is not None else load_model(config.model.name, config.model.source,
-                                                                config.model.device)
-        if config.sampler.resamples is None:  # the model's default, fixed before the store is claimed
-            config = replace(config, sampler=replace(config.sampler, resamples=default_resamples(self.model)))
+        empty = Structure(Lattice.cubic(10.0), [], [])
+        tasks = [InpaintTask(empty, c.counts(1), 1, label=f"compositions[{i}] ({c.formula})")
+                 for i, c in enumerate(config.compositions)]
+        self.run_model = model_run(model if model is not None else config.model.name, config.model.source, None,
+                                   config.model.device, SamplerSettings(config.sampler.jump_length,
+                                                                        config.sampler.resamples),
+                                   tasks, name=config.model.name)
+        self.model = self.run_model.model
+        # the model's RePaint default, fixed in the config before the store is claimed
+        config = replace(config, sampler=replace(config.sampler, resamples=self.run_model.settings.resamples))
         self.config = config
-        self.provenance = model_provenance(self.model)
         self._check_inputs()
-        self.store = ResultStore(config.output / STORE_NAME)
-        with self.store.writing():  # a second campaign on this output stops here
-            self._check_fingerprint()
+        self.store = claim_store(config.output, config.fingerprint(), "a campaign",  # a second campaign stops here
+                                 "resume with the old config or choose a new output", config=str(config.path))
         self.relaxer = relaxer if relaxer is not None else relaxer_for(config.relax)
         self._hulls: dict[tuple[str, ...], Hull] = {}
         self._workers = None  # the Dask side (distributed.ShardRunner), made on first use
@@ -139,11 +142,7 @@ class Campaign:
         tqdm.write(f"chggen: {message}", file=sys.stderr)
 
     def _check_inputs(self) -> None:
-        """Everything that can be checked before the first (slow) step: elements, host files."""
-        empty = Structure(Lattice.cubic(10.0), [], [])
-        tasks = [InpaintTask(empty, c.counts(1), 1, label=f"compositions[{i}] ({c.formula})")
-                 for i, c in enumerate(self.config.compositions)]
-        check_elements(self.model, tasks)
+        """What else can be checked before the first (slow) step: the own sampler, host files."""
         name = self.config.model.name
         if self.config.model.own_samples and installed_models()[name].spec.generate is None:
             raise ChggenError(f"{self.config.path}: key 'model.own_samples' asks for model {name!r}'s own "
@@ -156,10 +155,6 @@ class Campaign:
         present = [g for g in spec.guests if g in structure.composition.get_el_amt_dict()]
         framework = strip_guests(structure, present)[0] if present else structure
         return path, framework, file_host_guests(framework, spec, str(path))
-
-    def _check_fingerprint(self) -> None:
-        self.store.claim(self.config.fingerprint(), "a campaign", "resume with the old config or choose a new output",
-                         config=str(self.config.path))
 
     def hull(self, composition: Composition) -> Hull:
         """The hull of the composition's chemical system (built or read once per run)."""
@@ -180,10 +175,7 @@ class Campaign:
 
     def _common(self, spec: CompositionConfig, method: str) -> dict[str, Any]:
         cfg = self.config
-        return {"composition": spec.name, "method": method,
-                "backend": cfg.model.name, "model_source": cfg.model.source,
-                "weights": self.provenance.label, "weights_provenance": self.provenance.text,
-                "levels": self.model.noise_process.num_levels, "campaign_seed": cfg.seed,
+        return {"composition": spec.name, "method": method, **self.run_model.fields(), "campaign_seed": cfg.seed,
                 "relax_fmax": cfg.relax.fmax, "relax_max_steps": cfg.relax.max_steps}
 
     def _shards(self, spec: CompositionConfig, method: str, key: str, host: Structure, guests: dict[str, int],

@@ -36,9 +36,7 @@ from pymatgen.entries.computed_entries import ComputedStructureEntry
 from pymatgen.io.cif import CifWriter
 from tqdm import tqdm
 
-from chggen_plugins.api import ModelLike, check_elements, sample_tasks, with_levels
-from chggen_plugins.contract.provenance import model_provenance
-from chggen_plugins.contract.registry import load_model
+from chggen_plugins.api import ModelLike, sample_tasks
 from chggen_plugins.errors import ChggenError
 from chggen_plugins.evaluation.relax import FMAX, MAX_STEPS, Relaxer
 from chggen_plugins.evaluation.stability import reference_candidates
@@ -47,7 +45,8 @@ from chggen_plugins.runs.config import DEFAULT_SYMMETRY
 from chggen_plugins.runs.methods import HOST, INPAINTING, INPAINTING_SYM, REFERENCE, SWEEP
 from chggen_plugins.runs.report import save_figure
 from chggen_plugins.runs.schema import INTERCALATION, VOLTAGE, write_table
-from chggen_plugins.runs.shards import STORE_NAME, Shard, run_shard
+from chggen_plugins.runs.setup import claim_store, model_run
+from chggen_plugins.runs.shards import Shard, run_shard
 from chggen_plugins.runs.store import ResultStore, StoredResult
 from chggen_plugins.sampling.inpaint import SamplerSettings
 from chggen_plugins.structures.batch import InpaintTask
@@ -163,39 +162,28 @@ class Sweep:
         guest_charge(guest)  # a guest without a positive ion has no insertion voltage: refuse it now
         self.samples, self.seed, self.device = samples, seed, device
         self.progress, self.on_result = progress, on_result
-        name = model if isinstance(model, str) else type(model).__name__
-        loaded = load_model(model, model_source, device) if isinstance(model, str) else model.to(device)
-        self.model = with_levels(loaded, levels)
         self.methods = SWEEP if symmetric else (INPAINTING,)
         tasks = {(n, method): _task(self.host, guest, n, samples, method)
                  for n in self.counts for method in self.methods}
         self.tasks = {key: task for key, task in tasks.items() if task is not None}
-        check_elements(self.model, list(self.tasks.values()))
+        self.run_model = model_run(model, model_source, levels, device, SamplerSettings(jump_length, resamples),
+                                   list(self.tasks.values()))
+        self.model, self.settings = self.run_model.model, self.run_model.settings
         self.reference = to_structure(reference, "reference")[0] if reference is not None else None
         if self.reference is not None and self.reference.composition.reduced_formula != guest:
             raise ChggenError(f"reference: {self.reference.composition.formula} is not elemental {guest}")
         self.relaxer = relaxer if relaxer is not None else Relaxer(fmax, max_steps)
-        self.settings = SamplerSettings(jump_length, resamples).for_model(self.model)
-        resamples = self.settings.resamples
-        provenance = model_provenance(self.model)
-        levels_used = self.model.noise_process.num_levels
         self.fingerprint = {
             "kind": "intercalation", "host": _digest(self.host), "guest": guest, "supercell": self.cell,
             "counts": ",".join(map(str, self.counts)), "samples": str(samples), "methods": ",".join(self.methods),
-            "model": name, "model_source": str(model_source or ""), "weights": provenance.text or provenance.label,
-            "levels": str(levels_used), "seed": str(seed), "sampler": f"j{jump_length} r{resamples}",
+            **self.run_model.fingerprint(), "seed": str(seed),
             "relax": f"fmax {self.relaxer.fmax} steps {self.relaxer.max_steps}",
             "reference": "aflow-prototypes" if self.reference is None else _digest(self.reference)}
         self.common = {"guest": guest, "host_formula": self.host.composition.reduced_formula, "supercell": self.cell,
-                       "backend": name, "model_source": model_source, "weights": provenance.label,
-                       "weights_provenance": provenance.text, "levels": levels_used, "seed": seed,
-                       "jump_length": jump_length, "resamples": resamples, "relax_fmax": self.relaxer.fmax,
+                       **self.run_model.fields(), "seed": seed, "relax_fmax": self.relaxer.fmax,
                        "relax_max_steps": self.relaxer.max_steps}
         self.out = Path(out)
-        self.store = ResultStore(self.out / STORE_NAME)
-        with self.store.writing():
-            self.store.claim(self.fingerprint, "an intercalation sweep",
-                             "rerun with the same settings to resume, or choose a new --out")
+        self.store = claim_store(self.out, self.fingerprint, "an intercalation sweep")
 
     def _shard(self, key: str, base: Structure, jobs: list[tuple[str, dict[str, Any]]], method: str,
                count: int = 0) -> Shard:

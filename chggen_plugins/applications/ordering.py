@@ -48,7 +48,7 @@ from pymatgen.core import Element, Structure
 from pymatgen.io.cif import CifWriter
 from tqdm import tqdm
 
-from chggen_plugins.api import ModelLike, check_elements, sample_tasks, with_levels
+from chggen_plugins.api import ModelLike, sample_tasks
 from chggen_plugins.applications.site_guidance import (
     WIDTH,
     AllowedSites,
@@ -56,15 +56,14 @@ from chggen_plugins.applications.site_guidance import (
     assign_to_sites,
     random_orderings,
 )
-from chggen_plugins.contract.provenance import model_provenance
-from chggen_plugins.contract.registry import load_model
 from chggen_plugins.errors import ChggenError
 from chggen_plugins.evaluation.relax import FMAX, MAX_STEPS, Relaxer
 from chggen_plugins.runs.config import DEFAULT_SYMMETRY
 from chggen_plugins.runs.methods import INPAINTING, INPAINTING_SITES, ORDERING, RANDOM, check_methods
 from chggen_plugins.runs.report import save_figure
 from chggen_plugins.runs.schema import METHODS, ORDERINGS, legend, write_table
-from chggen_plugins.runs.shards import STORE_NAME, Shard, lowest_distinct, run_shard
+from chggen_plugins.runs.setup import claim_store, model_run
+from chggen_plugins.runs.shards import Shard, lowest_distinct, run_shard
 from chggen_plugins.runs.store import ResultStore, StoredResult
 from chggen_plugins.sampling.inpaint import SamplerSettings
 from chggen_plugins.structures.batch import InpaintTask
@@ -282,41 +281,26 @@ class Ordering:
         label = f"{','.join(f'{s}{n}' for s, n in self.problem.guests.items())} on " \
                 f"{len(self.problem.sites.species)} sites of {self.problem.disordered.composition.reduced_formula}"
         self.task = InpaintTask(self.problem.host, self.problem.guests, samples, label=label)
-        name, provenance, levels_used = "none", None, 0
-        self.model = None
-        if any(m in MODEL_METHODS for m in self.methods):
-            if model is None:
-                raise ChggenError(f"methods {', '.join(m for m in self.methods if m in MODEL_METHODS)} need a score "
-                                  "model (--model)")
-            name = model if isinstance(model, str) else type(model).__name__
-            loaded = load_model(model, model_source, device) if isinstance(model, str) else model.to(device)
-            self.model = with_levels(loaded, levels)
-            check_elements(self.model, [self.task])
-            provenance = model_provenance(self.model)
-            levels_used = self.model.noise_process.num_levels
+        needs_model = any(m in MODEL_METHODS for m in self.methods)
+        if needs_model and model is None:
+            raise ChggenError(f"methods {', '.join(m for m in self.methods if m in MODEL_METHODS)} need a score "
+                              "model (--model)")
+        self.run_model = model_run(model if needs_model else None, model_source, levels, device,
+                                   SamplerSettings(jump_length, resamples), [self.task])
+        self.model, self.settings = self.run_model.model, self.run_model.settings
         self.relaxer = relaxer if relaxer is not None else Relaxer(fmax, max_steps)
-        self.settings = SamplerSettings(jump_length, resamples)
-        if self.model is not None:
-            self.settings = self.settings.for_model(self.model)
-            resamples = self.settings.resamples
         states = ",".join(f"{s}:{v:g}" for s, v in sorted((oxidation_states or {}).items())) or "bv"
         self.fingerprint = {
             "kind": "ordering", "structure": _occupancy_digest(self.problem.disordered), "supercell": self.problem.cell,
-            "samples": str(samples), "methods": ",".join(self.methods), "model": name,
-            "model_source": str(model_source or ""),
-            "weights": "" if provenance is None else (provenance.text or provenance.label),
-            "levels": str(levels_used), "seed": str(seed), "sampler": f"j{jump_length} r{resamples}",
+            "samples": str(samples), "methods": ",".join(self.methods), **self.run_model.fingerprint(),
+            "seed": str(seed),
             "width": f"{width:g}", "site_pull": f"{site_pull:g}", "oxidation_states": states,
             "relax": f"fmax {self.relaxer.fmax} steps {self.relaxer.max_steps}"}
         self.common = {"source_formula": self.problem.disordered.composition.reduced_formula, "supercell": self.problem.cell,
-                       "backend": name, "model_source": model_source, "levels": levels_used, "seed": seed,
-                       "jump_length": jump_length, "resamples": resamples, "relax_fmax": self.relaxer.fmax,
+                       **self.run_model.fields(), "seed": seed, "relax_fmax": self.relaxer.fmax,
                        "relax_max_steps": self.relaxer.max_steps}
         self.out = Path(out)
-        self.store = ResultStore(self.out / STORE_NAME)
-        with self.store.writing():
-            self.store.claim(self.fingerprint, "an ordering run", "rerun with the same settings to resume, "
-                                                                  "or choose a new --out")
+        self.store = claim_store(self.out, self.fingerprint, "an ordering run")
 
     def oxidation_states(self) -> dict[str, float] | None:
         """The given states, else BVAnalyzer's on one random ordering of the sites (None if it fails)."""
