@@ -210,8 +210,8 @@ def main() -> None:
     print(f"   ({time.perf_counter() - start:.0f} s; {load()})")
 
     # -- 2. score calls per inpainted structure --------------------------------------------------
-    print(f"\n2. score calls per inpainted structure (real sampler, zero-score stub on each backend's "
-          f"process, Si16 + Li4) vs the closed form")
+    print("\n2. score calls per inpainted structure (real sampler, zero-score stub on each backend's "
+          "process, Si16 + Li4) vs the closed form")
     task = InpaintTask(Structure.from_sites(crystal20[:host20]), {"Li": 4})
     settings = {1: SamplerSettings(jump_length=JUMP, resamples=1),
                 RESAMPLES: SamplerSettings(jump_length=JUMP, resamples=RESAMPLES)}

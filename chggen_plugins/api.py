@@ -15,7 +15,7 @@ from chggen_plugins.contract.registry import load_model
 from chggen_plugins.errors import ChggenError
 from chggen_plugins.sampling.inpaint import SamplerSettings, sample, start_level_of
 from chggen_plugins.structures.batch import InpaintTask, batch_to_structures, tasks_to_batch, tasks_to_orbits
-from chggen_plugins.structures.host import select_guests
+from chggen_plugins.structures.host import select_guests, symmetric_host
 from chggen_plugins.structures.io import StructureLike, check_lattice, to_atoms, to_structure
 
 ModelLike = Union[ScoreModel, str]
@@ -63,6 +63,8 @@ def sample_tasks(tasks: Sequence[InpaintTask], model: ModelLike, seed: int | Non
     `start_sigma`: every task has a `start` placement, noised by this much (the model's noise units,
     A for native) and refined from there (partial regeneration).
     """
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63):
+        raise ChggenError(f"seed {seed!r}: an integer in 0..2^63-1")
     model = with_levels(_resolve_model(model, device), levels)
     tasks = list(tasks)
     check_elements(model, tasks)
@@ -84,35 +86,111 @@ def sample_tasks(tasks: Sequence[InpaintTask], model: ModelLike, seed: int | Non
     return batch_to_structures(tasks, result.frac_coords, assignments)
 
 
+def prepare_host(host: Structure, guests: Mapping[str, int], *, regenerate_existing: bool = False,
+                 regenerate_sites: Sequence[int] | None = None, regenerate_species: Sequence[str] | None = None,
+                 around: Sequence[float] | int | None = None, within: float | None = None,
+                 symmetric: bool = False) -> tuple[Structure, dict[str, int], dict[str, str]]:
+    """The host and guest counts an inpainting samples, from the user's structure and choices.
+
+    Why here and not in the CLI: `chggen inpaint` and `inpaint()` must turn the same choices into the
+    same host. Atoms chosen for regeneration are taken out of `host` and added to the guests; a
+    symmetric run on a host that is P1/P-1 at 0.01 A symmetrizes it first (its cell and guest counts
+    may change).
+
+    Args:
+        host: the structure given.
+        guests: new guest counts, e.g. {"Li": 2}.
+        regenerate_existing: the host's own atoms of the guest elements are generated again too.
+        regenerate_sites: 0-based site indices of `host` to generate again.
+        regenerate_species: elements whose atoms (within `within` of `around`, if given) are generated again.
+        around: centre of a sphere of atoms to generate again: a site index or fractional coordinates.
+        within: the sphere's radius in A.
+        symmetric: the run keeps the host's space group.
+
+    Returns:
+        (host, guests, notes): notes say what was regenerated (`regenerated`) and how the host was
+        symmetrized (`host_symmetrized`), as text every sample carries in its properties.
+    """
+    counts = dict(guests)  # checked by InpaintTask: a count must be a positive integer
+    regenerated: dict[str, int] = {}
+    if any(item is not None for item in (regenerate_sites, regenerate_species, around, within)):
+        host, regenerated = select_guests(host, regenerate_sites, regenerate_species, around, within)
+        counts = {s: regenerated.get(s, 0) + counts.get(s, 0) for s in {**regenerated, **counts}}
+    if regenerate_existing:
+        present = [symbol for symbol in counts if symbol in host.composition]
+        if present:
+            host, existing = select_guests(host, species=present)
+            counts = {symbol: count + existing.get(symbol, 0) for symbol, count in counts.items()}
+            regenerated = {s: regenerated.get(s, 0) + existing.get(s, 0) for s in {**regenerated, **existing}}
+    notes = {"regenerated": _counts_text(regenerated)} if regenerated else {}
+    if symmetric:
+        symmetrized = symmetric_host(host, counts)
+        if symmetrized.structure is not host:
+            notes["host_symmetrized"] = (f"at symprec {symmetrized.symprec} A to {symmetrized.spacegroup_symbol} "
+                                         f"({len(symmetrized.structure)} atoms)")
+        host, counts = symmetrized.structure, dict(symmetrized.guests)
+        notes["host_space_group"] = symmetrized.spacegroup_symbol
+    return host, counts, notes
+
+
+def _counts_text(counts: Mapping[str, int]) -> str:
+    return ",".join(f"{symbol}:{count}" for symbol, count in counts.items())
+
+
 def inpaint(host: StructureLike, guests: Mapping[str, int], model: ModelLike, n_samples: int = 1,
             seed: int | None = None, jump_length: int = 10, resamples: int | None = None, device: str = "cpu",
             progress: bool = False, symmetric: bool = False, space_group: int | None = None,
             levels: int | None = None, start: StructureLike | None = None,
-            start_sigma: float | None = None, regenerate_existing: bool = False) -> list[Structure] | list[Atoms]:
-    """Generate `guests` (e.g. {"Li": 4}) into a fixed `host`; returns `n_samples` structures.
+            start_sigma: float | None = None, regenerate_existing: bool = False,
+            regenerate_sites: Sequence[int] | None = None, regenerate_species: Sequence[str] | None = None,
+            around: Sequence[float] | int | None = None,
+            within: float | None = None) -> list[Structure] | list[Atoms]:
+    """Generate `guests` into a fixed `host`; the host comes back bit for bit (lattice and species too).
 
-    The host comes back bit for bit; lattice and species are untouched. Given ASE Atoms, returns Atoms.
-    `symmetric=True` keeps the host's space group (or the largest subgroup that fits the guest counts,
-    or `space_group`): each sample's guests sit on Wyckoff orbits, recorded in its `properties`.
-    `levels` resamples the model's noise ladder (see `with_levels`). `resamples=None`: RePaint's r
-    is the model's default (3; 1 for a host-conditioned model). `start` (a structure in the host's
-    cell holding a placement of the guests) with `start_sigma` (model noise units, A for native)
-    refines that placement instead of sampling from nothing: it is noised by `start_sigma` and the
-    walk descends from the level of that noise. `regenerate_existing=True`: the host's own atoms of
-    the guest elements are taken out and generated again with the new ones (a host with 2 Li and
-    guests {"Li": 2} gives 4 new Li); False keeps them as host. Other selections of atoms to
-    regenerate (site indices, a sphere): `chggen_plugins.structures.host.select_guests`, then inpaint its host.
+    Args:
+        host: a pymatgen Structure, ASE Atoms or a structure file; given Atoms, Atoms come back.
+        guests: guest counts per structure, e.g. {"Li": 4} (may be empty when atoms are regenerated).
+        model: a registered model name (see `installed_models`) or a ScoreModel.
+        n_samples: structures to generate.
+        seed: same seed, same structures (None: drawn).
+        jump_length: RePaint jump length j.
+        resamples: RePaint resamples r (None: the model's default, 3; 1 for a host-conditioned model).
+        device: torch device.
+        progress: show a progress bar.
+        symmetric: keep the host's space group (or the largest subgroup that fits the counts, or
+            `space_group`): guests on Wyckoff orbits, recorded in each sample's `properties`; a
+            P1/P-1 host is symmetrized first.
+        space_group: with `symmetric`, the subgroup to keep.
+        levels: noise levels of the model's ladder (see `with_levels`).
+        start: a structure in the host's cell holding a placement of the guests, refined instead of
+            sampled from nothing; with `start_sigma` (model noise units, A for native) it is noised
+            by that much and the walk descends from the level of that noise.
+        start_sigma: see `start`.
+        regenerate_existing: the host's own atoms of the guest elements are generated again with
+            the new ones (a host with 2 Li and guests {"Li": 2} gives 4 new Li).
+        regenerate_sites, regenerate_species, around, within: other atoms of `host` to generate
+            again (site indices, or elements within a sphere): see `prepare_host`.
+
+    Returns:
+        `n_samples` structures; each carries in `properties` the guest counts (`guests`) and what
+        `prepare_host` did (`regenerated`, `host_symmetrized`, `host_space_group`).
+
+    Example:
+        >>> import chggen_plugins as cg                                    # doctest: +SKIP
+        >>> samples = cg.inpaint("examples/si_host.cif", {"Li": 4}, "native", n_samples=2, seed=0)
     """
     structure, was_atoms = to_structure(host)
-    present = [symbol for symbol in guests if symbol in structure.composition] if regenerate_existing else []
-    if present:
-        structure, existing = select_guests(structure, species=present)
-        guests = {symbol: count + existing.get(symbol, 0) for symbol, count in guests.items()}
+    structure, counts, notes = prepare_host(structure, guests, regenerate_existing=regenerate_existing,
+                                            regenerate_sites=regenerate_sites,
+                                            regenerate_species=regenerate_species, around=around,
+                                            within=within, symmetric=symmetric)
     placement = None if start is None else to_structure(start, "start")[0]
-    task = InpaintTask(structure, dict(guests), n_samples, symmetric=symmetric,
+    task = InpaintTask(structure, counts, n_samples, symmetric=symmetric,
                        space_group=space_group, start=placement)
     samples = sample_tasks([task], model, seed, SamplerSettings(jump_length, resamples), device, progress,
                            levels, start_sigma)[0]
+    for structure in samples:
+        structure.properties.update(guests=_counts_text(counts), **notes)
     return [to_atoms(s) for s in samples] if was_atoms else samples
 
 

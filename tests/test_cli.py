@@ -1,6 +1,7 @@
 """The `chggen` command as a newcomer uses it: help, one inpaint run, one-line errors."""
 
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -167,3 +168,50 @@ def test_bad_guest_count_is_an_argparse_error(files, capsys, guest):
         main(argv)
     assert exit_info.value.code == 2
     assert "--guest" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("seed", ["-1", str(2**63), "x"])
+def test_a_seed_outside_the_range_is_one_usage_error(files, capsys, seed):
+    args = inpaint_args(files, "--out", str(files / "o.extxyz"))
+    args[args.index("--seed") + 1] = seed
+    with pytest.raises(SystemExit) as stop:
+        main(args)
+    assert stop.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "--seed" in error and "Traceback" not in error
+
+
+def test_ctrl_c_is_one_line_and_exit_130(files, capsys, monkeypatch):
+    import chggen_plugins.cli.inpaint as command
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(command, "run", interrupted)
+    assert main(inpaint_args(files, "--out", str(files / "o.extxyz"))) == 130
+    assert capsys.readouterr().err.startswith("chggen: interrupted; what was stored is kept")
+    assert not (files / "o.extxyz").exists()
+
+
+def test_the_python_api_takes_the_same_host_choices_as_the_cli(files, reference):
+    """Regeneration and symmetrization live in the API: the CLI's output equals inpaint()'s."""
+    from chggen_plugins import inpaint, load_model
+
+    out = files / "regen.extxyz"
+    assert main(["inpaint", str(files / "full.cif"), "--model", "analytic", "--model-source",
+                 str(files / "full.cif"), "--regenerate-species", "Li", "--samples", "2", "--seed", "3",
+                 "--jump-length", "5", "-q", "--out", str(out)]) == 0
+    model = load_model("analytic", str(files / "full.cif"))
+    samples = inpaint(reference, {}, model, n_samples=2, seed=3, jump_length=5, regenerate_species=["Li"])
+    assert samples[0].properties["regenerated"] == "Li:2"
+    for frame, structure in zip(read(out, index=":"), samples):
+        assert np.allclose(frame.get_scaled_positions(wrap=False), structure.frac_coords)
+
+
+def test_the_docs_command_reference_is_the_parser() -> None:
+    """docs/reference/cli.md is generated: `python -m chggen_plugins.cli.reference > docs/reference/cli.md`."""
+    from chggen_plugins.cli import reference
+
+    page = Path(__file__).resolve().parents[1] / "docs" / "reference" / "cli.md"
+    assert page.read_text() == reference.markdown()
+    assert "## `chggen benchmark symmetry`" in page.read_text()

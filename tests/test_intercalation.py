@@ -124,7 +124,7 @@ def relaxer() -> Relaxer:
     return Relaxer(fmax=0.2, max_steps=60)
 
 
-SWEEP = dict(samples=2, jump_length=2, resamples=2, reference=BCC_LI, progress=False, echo=False)
+SWEEP = dict(samples=2, seed=0, jump_length=2, resamples=2, reference=BCC_LI, progress=False, echo=False)
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ from scipy.spatial.transform import Rotation
 from chggen_native import NativeScoreModel, NetworkConfig
 from chggen_native.graph import all_pairs_graph, cell_list_graph, radius_graph
 from chggen_native.network import PairGeometry
-from chggen_plugins.contract.protocol import CrystalBatch
 from chggen_plugins.structures.batch import structures_to_batch
 
 LEVEL = 110  # sigma ~ 0.5 A: outputs of order one

@@ -9,7 +9,7 @@ import pytest
 from pymatgen.core import Structure
 
 from chggen_plugins.errors import ChggenError
-from chggen_plugins.runs.setup import claim_store, model_run
+from chggen_plugins.runs.setup import claim_store, model_run, resolve_seed
 from chggen_plugins.sampling.inpaint import SamplerSettings
 from chggen_plugins.structures.batch import InpaintTask
 
@@ -46,3 +46,14 @@ def test_the_store_is_claimed_once_and_other_settings_are_refused_by_name(tmp_pa
     claim_store(tmp_path, {"model": "a", "seed": "0"}, "a test run")  # the same settings resume
     with pytest.raises(ChggenError, match=r"holds a test run made with different settings \(seed changed\); rerun"):
         claim_store(tmp_path, {"model": "a", "seed": "1"}, "a test run")
+
+
+def test_a_missing_seed_is_drawn_once_and_a_rerun_resumes_with_the_stored_one(tmp_path: Path) -> None:
+    seed, drawn = resolve_seed(None, tmp_path)
+    assert drawn and 0 <= seed < 2**31
+    claim_store(tmp_path, {"model": "a", "seed": str(seed)}, "a test run")
+    assert resolve_seed(None, tmp_path) == (seed, False)
+    assert resolve_seed(7, tmp_path) == (7, False)  # given: the claim then refuses it if it differs
+    for bad in (-1, 2**63, 1.5, True):
+        with pytest.raises(ChggenError, match="an integer in 0..2"):
+            resolve_seed(bad, tmp_path)

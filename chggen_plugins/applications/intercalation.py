@@ -45,7 +45,7 @@ from chggen_plugins.runs.config import DEFAULT_SYMMETRY
 from chggen_plugins.runs.methods import HOST, INPAINTING, INPAINTING_SYM, REFERENCE, SWEEP
 from chggen_plugins.runs.report import save_figure
 from chggen_plugins.runs.schema import INTERCALATION, VOLTAGE, write_table
-from chggen_plugins.runs.setup import claim_store, model_run
+from chggen_plugins.runs.setup import announce_seed, claim_store, model_run, resolve_seed
 from chggen_plugins.runs.shards import Shard, run_shard
 from chggen_plugins.runs.store import ResultStore, StoredResult
 from chggen_plugins.sampling.inpaint import SamplerSettings
@@ -149,7 +149,7 @@ class Sweep:
 
     def __init__(self, host: StructureLike, guest: str, counts: Sequence[int], model: ModelLike,
                  out: str | Path, samples: int = 4, supercell: str | Sequence[int] = (1, 1, 1), *,
-                 model_source: str | None = None, levels: int | None = None, seed: int = 0,
+                 model_source: str | None = None, levels: int | None = None, seed: int | None = None,
                  jump_length: int = 10, resamples: int | None = None, fmax: float = FMAX, max_steps: int = MAX_STEPS,
                  reference: StructureLike | None = None, strip: bool = False, symmetric: bool = False,
                  relaxer: Relaxer | None = None, device: str = "cpu", progress: bool = True,
@@ -160,6 +160,7 @@ class Sweep:
         if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
             raise ChggenError(f"samples: {samples!r} must be a positive integer")
         guest_charge(guest)  # a guest without a positive ion has no insertion voltage: refuse it now
+        seed, drawn = resolve_seed(seed, Path(out))
         self.samples, self.seed, self.device = samples, seed, device
         self.progress, self.on_result = progress, on_result
         self.methods = SWEEP if symmetric else (INPAINTING,)
@@ -184,6 +185,7 @@ class Sweep:
                        "relax_max_steps": self.relaxer.max_steps}
         self.out = Path(out)
         self.store = claim_store(self.out, self.fingerprint, "an intercalation sweep")
+        announce_seed(seed, drawn)
 
     def _shard(self, key: str, base: Structure, jobs: list[tuple[str, dict[str, Any]]], method: str,
                count: int = 0) -> Shard:

@@ -62,7 +62,7 @@ from chggen_plugins.runs.config import DEFAULT_SYMMETRY
 from chggen_plugins.runs.methods import INPAINTING, INPAINTING_SITES, ORDERING, RANDOM, check_methods
 from chggen_plugins.runs.report import save_figure
 from chggen_plugins.runs.schema import METHODS, ORDERINGS, legend, write_table
-from chggen_plugins.runs.setup import claim_store, model_run
+from chggen_plugins.runs.setup import announce_seed, claim_store, model_run, resolve_seed
 from chggen_plugins.runs.shards import Shard, lowest_distinct, run_shard
 from chggen_plugins.runs.store import ResultStore, StoredResult
 from chggen_plugins.sampling.inpaint import SamplerSettings
@@ -262,7 +262,7 @@ class Ordering:
     def __init__(self, source: StructureLike | str | Path, model: ModelLike | None, out: str | Path,
                  samples: int = 8, supercell: str | Sequence[int] | None = None, *,
                  methods: Sequence[str] = MODEL_METHODS, keep: int | None = None, model_source: str | None = None,
-                 levels: int | None = None, seed: int = 0, jump_length: int = 10, resamples: int | None = None,
+                 levels: int | None = None, seed: int | None = None, jump_length: int = 10, resamples: int | None = None,
                  width: float = WIDTH, site_pull: float = 0.0, oxidation_states: dict[str, float] | None = None, fmax: float = FMAX,
                  max_steps: int = MAX_STEPS, relaxer: Relaxer | None = None, device: str = "cpu",
                  progress: bool = True, on_result: Callable[[StoredResult], None] | None = None) -> None:
@@ -273,6 +273,7 @@ class Ordering:
         self.methods = tuple(m for m in ORDERING if m in chosen)
         if keep is not None and (isinstance(keep, bool) or not isinstance(keep, int) or keep < 1):
             raise ChggenError(f"keep: {keep!r} must be a positive integer")
+        seed, drawn = resolve_seed(seed, Path(out))
         self.samples, self.keep, self.seed, self.device = samples, keep or samples, seed, device
         self.progress, self.on_result, self.width, self.site_pull = progress, on_result, width, site_pull
         if not site_pull >= 0:
@@ -301,6 +302,7 @@ class Ordering:
                        "relax_max_steps": self.relaxer.max_steps}
         self.out = Path(out)
         self.store = claim_store(self.out, self.fingerprint, "an ordering run")
+        announce_seed(seed, drawn)
 
     def oxidation_states(self) -> dict[str, float] | None:
         """The given states, else BVAnalyzer's on one random ordering of the sites (None if it fails)."""

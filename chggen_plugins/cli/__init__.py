@@ -1,5 +1,5 @@
-"""The `chggen` command: the parser and one handler per command (`commands.py`), dataset building (`dataset.py`)."""
+"""The `chggen` command: the parser and the error handling (`app.py`), one module per command."""
 
-from chggen_plugins.cli.commands import build_parser, main
+from chggen_plugins.cli.app import build_parser, main
 
 __all__ = ["build_parser", "main"]

@@ -2,6 +2,6 @@
 
 import sys
 
-from chggen_plugins.cli.commands import main
+from chggen_plugins.cli.app import main
 
 sys.exit(main())

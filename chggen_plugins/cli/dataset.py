@@ -42,3 +42,25 @@ def run_build(args: argparse.Namespace) -> BuildSummary:
     return build_dataset(args.out_dir, args.systems, args.target, args.seed, args.max_atoms,
                          worker=args.worker, workers=args.workers, max_steps=args.max_steps,
                          prototypes=not args.no_prototypes, patience=args.patience)
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    dataset = commands.add_parser("dataset", help="build a relaxed-structure training dataset",
+                                  description="Training data the project makes itself.")
+    dataset_commands = dataset.add_subparsers(dest="dataset_command", required=True, metavar="ACTION")
+    build = dataset_commands.add_parser(
+        "build", help="random symmetric crystals + AFLOW prototypes, CHGNet-relaxed, de-duplicated",
+        description="Relax PyXtal random symmetric crystals and decorated AFLOW prototypes of each "
+                    "chemical system with CHGNet, drop duplicates (StructureMatcher), and append every "
+                    "kept structure to OUT_DIR/structures.w<worker>.extxyz with its energy. Resumes: "
+                    "attempted tasks are recorded in OUT_DIR/attempts.w<worker>.jsonl. Run several "
+                    "workers (--worker k --workers n) in parallel on one folder.",
+        epilog="Example:\n  chggen dataset build data/dataset --systems Li-Si Zn-P-S --target 500",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_build_arguments(build)
+    build.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> None:
+    summary = run_build(args)
+    print(f"distinct structures per system: {summary.counts}; this run: {dict(summary.outcomes)}")

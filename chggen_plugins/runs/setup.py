@@ -8,6 +8,8 @@ ordering row did not say what the weights were). A change to any of these now ch
 
 from __future__ import annotations
 
+import secrets
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,11 +19,13 @@ from chggen_plugins.api import ModelLike, check_elements, with_levels
 from chggen_plugins.contract.protocol import ScoreModel
 from chggen_plugins.contract.provenance import Provenance, model_provenance
 from chggen_plugins.contract.registry import load_model
+from chggen_plugins.errors import ChggenError
 from chggen_plugins.runs.shards import STORE_NAME
 from chggen_plugins.runs.store import ResultStore
 from chggen_plugins.sampling.inpaint import SamplerSettings
 from chggen_plugins.structures.batch import InpaintTask
 
+MAX_SEED = 2**63 - 1
 RESUME_HINT = "rerun with the same settings to resume, or choose a new --out"
 
 
@@ -91,3 +95,26 @@ def claim_store(out: Path, fingerprint: Mapping[str, str], what: str, hint: str 
     with store.writing():
         store.claim(fingerprint, what, hint, **facts)
     return store
+
+
+def resolve_seed(seed: int | None, out: Path) -> tuple[int, bool]:
+    """The run's seed and whether it was drawn just now.
+
+    `seed` when given (0..2^63-1); without one, the seed of the run already stored in `out` (so a
+    rerun resumes it), else a new one, drawn. Every command treats a missing seed this way, so a
+    run is always repeatable from what it printed (`announce_seed`) or stored."""
+    if seed is not None:
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+            raise ChggenError(f"seed {seed!r}: an integer in 0..2^63-1")
+        return seed, False
+    path = Path(out) / STORE_NAME
+    stored = ResultStore(path).metadata.get("fingerprint", {}).get("seed") if path.exists() else None
+    if stored is not None:
+        return int(stored), False
+    return secrets.randbits(31), True
+
+
+def announce_seed(seed: int, drawn: bool) -> None:
+    """Say a drawn seed once the run is under way (after its store is claimed: an input error stays one line)."""
+    if drawn:
+        print(f"chggen: seed {seed} (drawn; stored with the results)", file=sys.stderr)

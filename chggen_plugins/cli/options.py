@@ -1,0 +1,95 @@
+"""The options and argument types the commands share, built once so that they cannot drift."""
+
+from __future__ import annotations
+
+import argparse
+
+from chggen_plugins.errors import ChggenError
+
+MAX_SEED = 2**63 - 1
+
+
+def guest_count(text: str) -> tuple[str, int]:
+    """'Li:4' -> ('Li', 4), for --guest."""
+    symbol, _, count = text.partition(":")
+    if not count:
+        raise argparse.ArgumentTypeError(f"{text!r}: write ELEMENT:COUNT, e.g. Li:4")
+    try:
+        number = int(count)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: count {count!r} is not an integer") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: count must be a positive integer")
+    return symbol, number
+
+
+def site_indices(text: str) -> list[int]:
+    """'3,4,7' -> [3, 4, 7], for --regenerate-sites."""
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: write 0-based site indices, e.g. 3,4,7") from None
+
+
+def sphere_centre(text: str) -> int | list[float]:
+    """'12' (a site index) or '0.5,0.5,0.25' (fractional coordinates), for --around."""
+    parts = text.split(",")
+    try:
+        return int(text) if len(parts) == 1 else [float(part) for part in parts]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: write a site index (12) or fractional x,y,z") from None
+
+
+def model_sources(items: list[str]) -> dict[str, str]:
+    """['mattergen=ckpt/'] -> {'mattergen': 'ckpt/'}, for benchmark --model-source."""
+    sources = {}
+    for item in items:
+        name, _, path = item.partition("=")
+        if not name or not path:
+            raise ChggenError(f"--model-source {item!r}: write NAME=PATH, e.g. mattergen=checkpoints/mp_20_base")
+        sources[name] = path
+    return sources
+
+
+def seed(text: str) -> int:
+    """An integer seed in 0..2^63-1, for --seed."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: not an integer") from None
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"{text}: a seed lies in 0..2^63-1")
+    return value
+
+
+def add_model_options(parser: argparse.ArgumentParser, required: bool = True, used_by: str = "") -> None:
+    """--model, --model-source, --levels and --device."""
+    parser.add_argument("--model", required=required, default=None,
+                        help=f"score model name{used_by} (see `chggen models`)")
+    parser.add_argument("--model-source", default=None,
+                        help="checkpoint or file the model is loaded from (default: its bundled weights)")
+    parser.add_argument("--levels", type=int, default=None, metavar="N",
+                        help="noise levels of the sampler's ladder over the model's sigma range, for "
+                             "models conditioned on sigma (native, mattergen, analytic); DiffCSP's "
+                             "ladder is fixed by its checkpoint (default: the model's own)")
+    parser.add_argument("--device", default="cpu", help="torch device of the score model (default cpu)")
+
+
+def add_sampler_options(parser: argparse.ArgumentParser) -> None:
+    """--seed, --jump-length and --resamples."""
+    parser.add_argument("--seed", type=seed, default=None,
+                        help="random seed: same seed, same structures (default: drawn, printed and stored; "
+                             "a rerun into an existing output resumes with the stored one)")
+    parser.add_argument("--jump-length", type=int, default=10, help="RePaint jump length j (default 10)")
+    parser.add_argument("--resamples", type=int, default=None,
+                        help="RePaint resamples r; 1 = off (default: 3, or 1 for a host-conditioned model)")
+
+
+def add_relax_options(parser: argparse.ArgumentParser) -> None:
+    """--fmax and --max-steps of the CHGNet relaxation."""
+    parser.add_argument("--fmax", type=float, default=0.1, help="CHGNet relaxation fmax, eV/A (default 0.1)")
+    parser.add_argument("--max-steps", type=int, default=500, help="FIRE steps per relaxation (default 500)")
+
+
+def add_quiet(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
