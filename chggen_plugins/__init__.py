@@ -11,7 +11,8 @@ The folders are layers; a module imports only from its own folder or from a laye
     structures/    crystal I/O, batches, hosts, Wyckoff placement, cells, prototypes, systems
     sampling/      the one sampler (tensors only)
     contract/      protocol, hookspecs, registry, safe loading, devices, provenance
-    errors.py, lazy.py, allocator.py, files.py
+    files.py       output paths checked before the work, files written whole
+    errors.py, lazy.py, allocator.py
 """
 
 import os

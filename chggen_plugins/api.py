@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Mapping, Sequence, Union
 
 import numpy as np
@@ -9,23 +10,25 @@ import torch
 from ase import Atoms
 from pymatgen.core import Element, Lattice, Structure
 
-from chggen_plugins.contract.devices import check_device
-from chggen_plugins.contract.protocol import ScoreModel
+from chggen_plugins.contract.devices import check_device, use_default_threads
+from chggen_plugins.contract.protocol import ScoreModel, check_score_model
 from chggen_plugins.contract.registry import load_model
-from chggen_plugins.errors import ChggenError
-from chggen_plugins.sampling.inpaint import SamplerSettings, sample, start_level_of
+from chggen_plugins.errors import ChggenError, ChggenWarning
+from chggen_plugins.sampling.inpaint import SamplerSettings, ScoreNotFinite, sample, start_level_of
 from chggen_plugins.structures.batch import InpaintTask, batch_to_structures, tasks_to_batch, tasks_to_orbits
 from chggen_plugins.structures.host import select_guests, symmetric_host
-from chggen_plugins.structures.io import StructureLike, check_lattice, to_atoms, to_structure
+from chggen_plugins.structures.io import MIN_DISTANCE, StructureLike, check_lattice, to_atoms, to_structure
 
 ModelLike = Union[ScoreModel, str]
+
+use_default_threads()  # one torch thread unless $CHGGEN_THREADS says otherwise (contract/devices.py: why)
 
 
 def _resolve_model(model: ModelLike, device: str) -> ScoreModel:
     check_device(device)
     if isinstance(model, str):
         return load_model(model, device=device)
-    return model.to(device)
+    return check_score_model(model, "model").to(device)
 
 
 def with_levels(model: ScoreModel, levels: int | None) -> ScoreModel:
@@ -81,9 +84,25 @@ def sample_tasks(tasks: Sequence[InpaintTask], model: ModelLike, seed: int | Non
     else:
         generator.manual_seed(seed)
     orbits, assignments = tasks_to_orbits(tasks, np.random.default_rng(seed))
-    result = sample(model, batch, settings, generator, progress=progress,
-                    orbits=orbits.to(device) if orbits is not None else None, start_level=start_level)
+    try:
+        result = sample(model, batch, settings, generator, progress=progress,
+                        orbits=orbits.to(device) if orbits is not None else None, start_level=start_level)
+    except ScoreNotFinite as error:  # the sampler knows batch indices; name the tasks and samples instead
+        raise ScoreNotFinite(error.model, error.step, error.level, error.crystals,
+                             _samples_named(tasks, error.crystals)) from None
     return batch_to_structures(tasks, result.frac_coords, assignments)
+
+
+def _samples_named(tasks: Sequence[InpaintTask], crystals: Sequence[int]) -> str:
+    """'Li4Si8 host sample 2, task 1 sample 0' for batch indices (tasks' samples lie in order)."""
+    owners = [(number, index) for number, task in enumerate(tasks) for index in range(task.n_samples)]
+    names = []
+    for crystal in crystals[:5]:
+        number, index = owners[crystal]
+        task = tasks[number]
+        names.append(f"{task.label or f'task {number}'} ({task.host.composition.formula or 'no host'}) "
+                     f"sample {index}")
+    return ", ".join(names) + (f" and {len(crystals) - 5} more" if len(crystals) > 5 else "")
 
 
 def prepare_host(host: Structure, guests: Mapping[str, int], *, regenerate_existing: bool = False,
@@ -172,8 +191,13 @@ def inpaint(host: StructureLike, guests: Mapping[str, int], model: ModelLike, n_
             again (site indices, or elements within a sphere): see `prepare_host`.
 
     Returns:
-        `n_samples` structures; each carries in `properties` the guest counts (`guests`) and what
-        `prepare_host` did (`regenerated`, `host_symmetrized`, `host_space_group`).
+        `n_samples` structures; each carries in `properties` the guest counts (`guests`), its pairs
+        of atoms under 1 A (`close_pairs`, warned about when above 0) and what `prepare_host` did
+        (`regenerated`, `host_symmetrized`, `host_space_group`).
+
+    Raises:
+        ChggenError: guests that cannot fit the host's cell (`structures.room`), unknown elements,
+            a bad host or settings, in one line.
 
     Example:
         >>> import chggen_plugins as cg                                    # doctest: +SKIP
@@ -191,6 +215,11 @@ def inpaint(host: StructureLike, guests: Mapping[str, int], model: ModelLike, n_
                            levels, start_sigma)[0]
     for structure in samples:
         structure.properties.update(guests=_counts_text(counts), **notes)
+    crowded = sum(structure.properties["close_pairs"] > 0 for structure in samples)
+    if crowded:
+        warnings.warn(f"{crowded} of {len(samples)} samples have atoms closer than {MIN_DISTANCE} A (their "
+                      "`close_pairs` property counts the pairs): not physical as they stand; relax them, "
+                      "or ask for fewer guests", ChggenWarning, stacklevel=2)
     return [to_atoms(s) for s in samples] if was_atoms else samples
 
 

@@ -25,12 +25,11 @@ def test_compositions_parse_with_the_paper_guests():
 def test_one_table_for_every_backend_with_the_skipped_ones_named(tmp_path, capsys):
     dumpfn(ENTRIES, tmp_path / "entries.json")
     out = tmp_path / "bench"
-    args = ["benchmark", "symmetry", "--models", "analytic,nosuch,mattergen",
+    args = ["benchmark", "symmetry", "--models", "analytic,mattergen",
             "--model-source", f"analytic={REFERENCE}", "--compositions", "LiSi2:3", "--samples", "2",
             "--hosts", "1", "--max-steps", "300", "--entries", str(tmp_path / "entries.json"), "--out", str(out), "-q"]
     assert main(args) == 0
     printed = capsys.readouterr().out
-    assert "skipped nosuch: not installed" in printed
     assert "skipped mattergen: needs a checkpoint: --model-source mattergen=PATH" in printed
     rows = read_table(out / "symmetry_benchmark.csv")
     ran = [r for r in rows if not r["skipped"]]
@@ -42,7 +41,7 @@ def test_one_table_for_every_backend_with_the_skipped_ones_named(tmp_path, capsy
         assert int(row["generated"]) == len(stored)
         assert float(row["rate_spglib"]) == pytest.approx(int(row["symmetric_spglib"]) / len(stored), abs=1e-4)
     assert sum(int(r["generated"]) for r in ran if r["method"] == "unconditional") == 2  # --samples
-    assert {r["backend"]: r["skipped"] for r in rows if r["skipped"]}.keys() == {"nosuch", "mattergen"}
+    assert {r["backend"]: r["skipped"] for r in rows if r["skipped"]}.keys() == {"mattergen"}
     assert (out / "symmetry_benchmark.png").stat().st_size > 1000
     assert Path(out / "analytic" / "campaign.toml").is_file()
 
@@ -54,4 +53,15 @@ def test_one_table_for_every_backend_with_the_skipped_ones_named(tmp_path, capsy
     assert "--model-source names 'other', which is not in --models" in capsys.readouterr().err
     (tmp_path / "a_file").write_text("x")
     assert main([*args[:-3], "--out", str(tmp_path / "a_file"), "-q"]) == 2
-    assert "a file is there; the benchmark writes a folder" in capsys.readouterr().err
+    assert "a_file is a file; give a folder" in capsys.readouterr().err
+
+
+def test_a_misspelt_model_or_none_that_can_run_is_an_error(tmp_path, capsys):
+    """A typo in --models used to be listed as skipped after the other campaigns ran, with exit 0."""
+    out = tmp_path / "bench"
+    assert main(["benchmark", "symmetry", "--models", "analytic,nosuch", "--out", str(out), "-q"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("chggen: error: --models: unknown model 'nosuch'; installed models: ") and "\n" not in error
+    assert not out.exists()  # refused before anything was made
+    assert main(["benchmark", "symmetry", "--models", "mattergen", "--out", str(out), "-q"]) == 2
+    assert "no model could run: mattergen: needs a checkpoint: --model-source mattergen=PATH" in capsys.readouterr().err

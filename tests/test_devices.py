@@ -1,6 +1,9 @@
 """Device names are checked once, in one place, before anything moves: `--device cuda` on a
 CPU-only torch is one line saying which devices this torch can use, not a traceback."""
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -53,3 +56,19 @@ def test_the_cli_and_the_campaign_config_name_where_the_device_came_from(tmp_pat
                       '[[compositions]]\nformula = "Li2Si"\nguests = ["Li"]\n')
     with pytest.raises(ChggenError, match=r"campaign.toml: key 'model.device' 'gpu': not a torch device name"):
         load_config(config)
+
+
+def _threads_after_import(environment: dict[str, str]) -> subprocess.CompletedProcess:
+    script = "import torch; torch.set_num_threads(2); import chggen_plugins.api; print(torch.get_num_threads())"
+    env = {k: v for k, v in os.environ.items() if k != "CHGGEN_THREADS"} | environment
+    return subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_the_api_runs_on_one_torch_thread_unless_told():
+    """The README's API example ran 14x slower than the CLI on torch's default threads."""
+    assert _threads_after_import({}).stdout.strip() == "1"
+    assert _threads_after_import({"CHGGEN_THREADS": "3"}).stdout.strip() == "3"
+    bad = subprocess.run([sys.executable, "-m", "chggen_plugins.cli", "models"], capture_output=True, text=True,
+                         env=dict(os.environ, CHGGEN_THREADS="many"), timeout=120)
+    assert bad.returncode == 2 and bad.stderr.strip() == ("chggen: error: CHGGEN_THREADS='many': a positive integer "
+                                                          "number of torch threads")

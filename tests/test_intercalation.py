@@ -12,7 +12,7 @@ from pymatgen.core import Composition, Element, Lattice, Structure
 from pymatgen.entries.computed_entries import ComputedEntry
 
 from chggen_plugins import intercalate
-from chggen_plugins.applications.intercalation import max_guests, prepare_host
+from chggen_plugins.applications.intercalation import prepare_host
 from chggen_plugins.cli import main
 from chggen_plugins.errors import ChggenError
 from chggen_plugins.evaluation.relax import Relaxer
@@ -21,6 +21,7 @@ from chggen_plugins.models.analytic import AnalyticSiteModel
 from chggen_plugins.runs.schema import read_table
 from chggen_plugins.sampling.noise import CartesianVE
 from chggen_plugins.structures.cells import parse_supercell
+from chggen_plugins.structures.room import guest_room
 
 FARADAY_MAH = 96485.33212 / 3.6  # mAh per mol of electrons
 
@@ -215,10 +216,10 @@ def test_host_supercell_and_count_checks():
         prepare_host(li2si2(), "Li")
     stripped, cells = prepare_host(li2si2(), "Li", "1x1x2", strip=True)
     assert stripped.composition == Composition("Si4") and cells == (1, 1, 2)
-    # 40 A^3 less two Si spheres (r 1.1 A) leaves room for two Li spheres (r 1.45 A), not three.
-    assert max_guests(SI2, "Li") == 2
-    with pytest.raises(ChggenError, match=r"counts: 3 Li do not fit the Si2 cell"):
-        intercalate(SI2, "Li", [1, 3], analytic(), "unused", echo=False, progress=False)
+    # 1.5 x 40 A^3 less two Si spheres (r 1.1 A) leaves room for three Li spheres (r 1.45 A), not four.
+    assert guest_room(SI2, "Li") == 3
+    with pytest.raises(ChggenError, match=r"counts: 4 Li do not fit the Si2 cell"):
+        intercalate(SI2, "Li", [1, 4], analytic(), "unused", echo=False, progress=False)
 
 
 # --- the command ---------------------------------------------------------------------------------
@@ -253,7 +254,7 @@ def test_cli_sweep_end_to_end_and_one_line_errors(files, capsys):
     refused(command(files, "--counts", "1,2", "--samples", "2"), "different settings (samples changed)")
     refused(["intercalate", str(files / "full.cif"), *command(files, "--max", "2")[2:]],
             "already contains 2 Li; pass --strip")
-    refused(command(files, "--counts", "1,3"), "3 Li do not fit the Si2 cell")
+    refused(command(files, "--counts", "1,4"), "4 Li do not fit the Si2 cell")
     refused(command(files, "--counts", "1,x"), "'x' is not an integer")
     refused(command(files, "--counts", "0,1"), "0 is not a positive integer")
     refused(command(files), "--counts 1,2,3 or --max N")

@@ -303,8 +303,9 @@ def test_elements_outside_the_vocabulary_are_refused(model, si_host):
 
 
 def test_a_crystal_without_neighbours_is_refused_before_gemnet(model, si_host):
-    lonely = Structure(Lattice.cubic(30.0), ["Si", "Si"], [[0, 0, 0], [0.5, 0.5, 0.5]])
-    batch = tasks_to_batch([InpaintTask(lonely, {"Li": 1})])  # all pairs >= 10 A apart, cutoff 7 A
+    # an empty cell (as unconditional generation has; a host this sparse is refused by InpaintTask)
+    lonely = Structure(Lattice.cubic(30.0), [], [])
+    batch = tasks_to_batch([InpaintTask(lonely, {"Si": 2, "Li": 1})])  # all pairs >= 10 A apart, cutoff 7 A
     batch = batch.with_frac_coords(torch.tensor([[0, 0, 0], [0.5, 0.5, 0.5], [0.25, 0.75, 0.5]],
                                                 dtype=torch.float64))
     with pytest.raises((IndexError, RuntimeError)):  # what MatterGen itself does with it
@@ -314,7 +315,7 @@ def test_a_crystal_without_neighbours_is_refused_before_gemnet(model, si_host):
         model.score(batch, 3)
     one_line_error(excinfo)
     dense = noisy_batch(si_host, [1])
-    both = tasks_to_batch([InpaintTask(si_host, {"Li": 1}), InpaintTask(lonely, {"Li": 1})])
+    both = tasks_to_batch([InpaintTask(si_host, {"Li": 1}), InpaintTask(lonely, {"Si": 2, "Li": 1})])
     both = both.with_frac_coords(torch.cat([dense.frac_coords, batch.frac_coords]))
     with pytest.raises(ChggenError, match="crystal 1 "):  # a sparse crystal beside a dense one too
         model.score(both, 3)

@@ -184,3 +184,20 @@ def test_order_end_to_end_resumes_and_refuses_changed_settings(tmp_path: Path):
         order(disordered, model, tmp_path, 2, site_pull=1.0, **options)
     with pytest.raises(ChggenError, match=r"site_pull: -1 must be >= 0"):
         order(disordered, model, tmp_path / "other", 2, site_pull=-1, **options)
+
+
+def test_missing_oxidation_states_are_refused_before_any_work_with_a_suggestion_for_this_system(tmp_path: Path):
+    """They used to be checked after the other methods ran, suggesting Li-P-S states for every system."""
+    from chggen_plugins.applications.ordering import suggested_states
+
+    diamond = [[0, 0, 0], [.5, .5, 0], [.5, 0, .5], [0, .5, .5], [.25, .25, .25], [.75, .75, .25], [.75, .25, .75],
+               [.25, .75, .75]]
+    lisi = Structure(Lattice.cubic(5.43), ["Si"] * 8 + [{"Li": 0.5}] * 4,
+                     diamond + [[.5, .5, .5], [.5, 0, 0], [0, .5, 0], [0, 0, .5]])
+    with pytest.raises(ChggenError, match=r"LiSi4: pymatgen's ordering needs oxidation states and BVAnalyzer "
+                                          r"found none; give them, e.g. --oxidation-states Si:CHARGE,Li:CHARGE$"):
+        order(lisi, "native", tmp_path / "out", 2, methods=("inpainting", "pymatgen"), progress=False, echo=False)
+    assert not (tmp_path / "out" / "results.db").exists()
+    licoo2 = Structure(Lattice.hexagonal(2.82, 14.05), [{"Li": 0.5}, "Co", "O", "O"],
+                       [[0, 0, 0], [0, 0, .5], [0, 0, .26], [0, 0, .74]])
+    assert suggested_states(licoo2.make_supercell([2, 1, 1], in_place=False)) == "Li:1,Co:3.5,O:-2"  # Li0.5CoO2

@@ -141,8 +141,60 @@ def test_a_plugin_returning_something_else_is_refused():
 
     manager = _manager_with(Broken())
     assert list(installed_models(manager)) == ["broken"]
-    with pytest.raises(ChggenError, match="does not implement chggen_plugins.contract.protocol.ScoreModel"):
+    with pytest.raises(ChggenError, match=r"model .broken.: object has no noise_process, elements, score, to; "
+                                          "a score model implements chggen_plugins.contract.protocol.ScoreModel"):
         load_model("broken", manager=manager)
+
+
+@pytest.mark.parametrize("mistake, reason", [
+    ("@hookimpl\ndef chggen_score_model():", "hook 'chggen_score_model' is not a chggen hook (did you mean "
+                                             "'chggen_score_models'?)"),
+    ("def chggen_score_models():", "toy_adapter.plugin registers no hook: mark its functions with "
+                                  "@chggen_plugins.hookimpl"),
+])
+def test_a_misspelt_or_unmarked_hook_is_named(tmp_path, mistake, reason):
+    """Both used to register nothing, silently: the user saw only "unknown model 'toy'"."""
+    make_distribution(tmp_path, "toy_adapter", "toy")
+    plugin = tmp_path / "toy_adapter" / "plugin.py"
+    plugin.write_text(plugin.read_text().replace("@hookimpl\ndef chggen_score_models():", mistake))
+    listed = run_chggen(["models"], tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    toy = next(line for line in listed.stdout.splitlines() if line.startswith("toy "))
+    assert "NOT LOADED" in toy and reason in toy
+    from pymatgen.core import Lattice, Structure
+    Structure(Lattice.cubic(4.0), ["Zn"], [[0, 0, 0]]).to(filename=str(tmp_path / "zn.cif"))
+    used = run_chggen(["inpaint", str(tmp_path / "zn.cif"), "--guest", "S:1", "--model", "toy",
+                       "--out", str(tmp_path / "o.cif")], tmp_path)
+    assert used.returncode == 2 and reason in used.stderr and used.stderr.count("chggen: error") == 1
+
+
+def test_a_model_object_that_breaks_the_protocol_is_named():
+    """A model without noise_process was a bare AttributeError; elements given as symbols failed in pymatgen."""
+    from pymatgen.core import Lattice, Structure
+
+    from chggen_plugins import inpaint
+    from chggen_plugins.models.analytic import AnalyticSiteModel
+    from chggen_plugins.sampling.noise import FractionalVE
+
+    reference = Structure(Lattice.cubic(4.0), ["Zn", "S"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    host = Structure(Lattice.cubic(4.0), ["Zn"], [[0, 0, 0]])
+    model = AnalyticSiteModel(reference, 0.02, FractionalVE(num_levels=10))
+    model.elements = frozenset({"Zn", "S"})
+    with pytest.raises(ChggenError, match=r"model: elements must be a non-empty set of atomic numbers 1..118, "
+                                          r"got \['S', 'Zn'\] \(e.g. '.*': use its atomic number"):
+        inpaint(host, {"S": 1}, model)
+
+    class NoProcess:
+        elements = frozenset({16, 30})
+
+        def score(self, batch, level):
+            raise AssertionError("never called")
+
+        def to(self, device):
+            return self
+
+    with pytest.raises(ChggenError, match="model: NoProcess has no noise_process; a score model implements"):
+        inpaint(host, {"S": 1}, NoProcess())
 
 
 def test_model_that_needs_a_source_says_so():

@@ -205,7 +205,7 @@ class NaNModel(CountingModel):
 
 def test_nan_score_stops_with_step_and_crystal(reference, host):
     model = NaNModel(AnalyticSiteModel(reference, 0.2, CartesianVE(num_levels=10, corrector_steps=0)))
-    with pytest.raises(ChggenError, match=r"NaN/inf at step \d+ \(noise level 4\) in crystal\(s\) \[1\]"):
+    with pytest.raises(ChggenError, match=r"NaNModel: score turned NaN/inf at step \d+ \(noise level 4\) in task 0 \(Si4\) sample 1:"):
         inpaint(host, {"Li": 2}, model, n_samples=3, seed=0, resamples=1)
 
 

@@ -15,8 +15,10 @@ from chggen_plugins.structures.batch import tasks_to_batch, tasks_to_orbits
 from chggen_plugins.structures.wyckoff import host_group, host_operations, plan_guests, subgroups, symmetry_error
 
 
-def diamond_si(primitive: bool = False) -> Structure:
-    conventional = Structure.from_spacegroup("Fd-3m", Lattice.cubic(5.43), ["Si"], [[0, 0, 0]])
+def diamond_si(primitive: bool = False, a: float = 5.43) -> Structure:
+    """Diamond Si; a larger `a` gives the orbits' guests the room InpaintTask asks of a real cell
+    (structures.room) where a test needs many of them in the 2-atom primitive cell."""
+    conventional = Structure.from_spacegroup("Fd-3m", Lattice.cubic(a), ["Si"], [[0, 0, 0]])
     return conventional.get_primitive_structure() if primitive else conventional
 
 
@@ -27,12 +29,12 @@ def hexagonal_host() -> Structure:
 
 
 def monoclinic_host() -> Structure:
-    """P2/m with beta = 108 degrees: one atom at 1a."""
-    return Structure(Lattice.monoclinic(3.3, 3.7, 4.1, 108), ["Si"], [[0, 0, 0]])
+    """P2/m with beta = 108 degrees: one atom at 1a (a cell with room for 7 guests)."""
+    return Structure(Lattice.monoclinic(4.95, 5.55, 6.15, 108), ["Si"], [[0, 0, 0]])
 
 
 HOSTS = {"cubic-primitive": lambda: diamond_si(True), "cubic": diamond_si, "hexagonal": hexagonal_host,
-         "simple-cubic": lambda: Structure(Lattice.cubic(3.6), ["Si"], [[0, 0, 0]]),
+         "simple-cubic": lambda: Structure(Lattice.cubic(5.4), ["Si"], [[0, 0, 0]]),
          "monoclinic": monoclinic_host, "rhombohedral": lambda: Structure(
              Lattice.hexagonal(4.0, 9.0), ["Si"] * 3, [[0, 0, 0], [2 / 3, 1 / 3, 1 / 3], [1 / 3, 2 / 3, 2 / 3]])}
 
@@ -206,7 +208,7 @@ def test_four_li_in_conventional_si_descend_to_f43m_and_keep_it():
 
 
 def test_samples_of_one_host_explore_several_assignments():
-    host = diamond_si(primitive=True)
+    host = diamond_si(primitive=True, a=8.0)
     samples = inpaint(host, {"Li": 12}, _free_li(host), n_samples=12, seed=5, symmetric=True)
     assert len({s.properties["guest_wyckoff"] for s in samples}) >= 3   # 48f, 32e + 16c, 32e + 16d, ...
     again = inpaint(host, {"Li": 12}, _free_li(host), n_samples=12, seed=5, symmetric=True)
@@ -284,7 +286,7 @@ def test_every_backend_gives_structures_the_whole_group_maps_onto_themselves(bac
     line 32e of the primitive cell keep its 48; host exact, composition exact."""
     model = {"native": _native, "diffcsp": _diffcsp}[backend]() if backend != "mattergen" else \
         _mattergen(tmp_path_factory)
-    for host, wyckoff, operations in ((diamond_si(), None, 192), (diamond_si(True), {"Li": ["32e"]}, 48)):
+    for host, wyckoff, operations in ((diamond_si(), None, 192), (diamond_si(True, a=7.5), {"Li": ["32e"]}, 48)):
         rotations, translations = host_operations(host)
         assert len(rotations) == operations
         task = InpaintTask(host, {"Li": 8}, 2, symmetric=True, wyckoff=wyckoff)

@@ -415,3 +415,32 @@ def test_resamples_left_out_is_the_models_default_and_fingerprinted_as_such(tmp_
     assert campaign.config.sampler.resamples == expected
     explicit = load_config(campaign_dir(tmp_path / "explicit", TINY.replace("resamples = 1", f"resamples = {expected}")))
     assert campaign.store.metadata["fingerprint"]["sampler"] == explicit.fingerprint()["sampler"]
+
+
+def test_a_nan_score_is_that_shards_error_and_the_campaign_goes_on(tmp_path, relaxer):
+    """A NaN score used to stop the whole campaign; now it is stored as the failing shard's rows."""
+    text = CONFIG.replace('host_files = ["si_host.cif", "p1_host.cif"]', "").replace("per_composition = 1",
+                                                                                     "per_composition = 0")
+    config = load_config(campaign_dir(tmp_path, text))
+
+    class FirstShardNaN(AnalyticSiteModel):
+        calls = 0
+
+        def score(self, batch, level):
+            score = super().score(batch, level)
+            if FirstShardNaN.calls == 0:
+                score[:] = float("nan")
+            return score
+
+    model = FirstShardNaN(Structure.from_file(REFERENCE), 0.1, CartesianVE(num_levels=12, corrector_steps=1))
+
+    def count_rows(stored):  # once the first shard is stored, the second samples afresh: finite
+        FirstShardNaN.calls += 1
+
+    result = run_campaign(config, model=model, relaxer=relaxer, on_result=count_rows, progress=False)
+    rows = list(result.store.results())
+    failed = [r for r in rows if r.get("status") == "error"]
+    assert len(rows) == 2 and len(failed) == 1
+    assert failed[0].get("error").startswith("FirstShardNaN: score turned NaN/inf at step 0 (noise level 11) in ")
+    assert "sample 0" in failed[0].get("error") and failed[0].structure is None
+    assert [r for r in rows if r.get("status") != "error"][0].structure is not None

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -52,7 +51,8 @@ from chggen_plugins.sampling.inpaint import SamplerSettings
 from chggen_plugins.structures.batch import InpaintTask
 from chggen_plugins.structures.cells import parse_supercell
 from chggen_plugins.structures.host import strip_guests
-from chggen_plugins.structures.io import StructureLike, atomic_radius, to_structure
+from chggen_plugins.structures.io import StructureLike, to_structure
+from chggen_plugins.structures.room import FILLING_LIMIT, guest_room
 from chggen_plugins.structures.wyckoff import NoSymmetricPlacement
 
 REFERENCE_PROTOTYPES = 2  # elemental prototypes relaxed for the guest reference (lowest single energies)
@@ -70,17 +70,6 @@ def parse_counts(text: str) -> list[int]:
     return counts
 
 
-def max_guests(host: Structure, guest: str) -> int:
-    """How many guests fit in the volume the host's atoms leave, each a sphere of the guest's
-    atomic radius. Generous (relaxation may still swell the cell), but beyond it inpainting into the
-    fixed cell can only make overlapping atoms that relaxation sets aside."""
-    def sphere(element: Element) -> float:
-        return 4 / 3 * math.pi * atomic_radius(element) ** 3
-
-    free = host.volume - sum(sphere(site.specie) for site in host)
-    return max(0, math.floor(free / sphere(Element(guest))))
-
-
 def _check_counts(counts: Sequence[int], host: Structure, guest: str, cell: str) -> list[int]:
     if not counts:
         raise ChggenError("counts: give at least one guest count (--counts 1,2,3 or --max N)")
@@ -89,12 +78,12 @@ def _check_counts(counts: Sequence[int], host: Structure, guest: str, cell: str)
             raise ChggenError(f"counts: {count!r} is not a positive integer number of guests per cell")
     if len(set(counts)) != len(counts):
         raise ChggenError(f"counts: {', '.join(map(str, counts))} repeats a count")
-    room = max_guests(host, guest)
+    room = guest_room(host, guest)
     if max(counts) > room:
         raise ChggenError(f"counts: {max(counts)} {guest} do not fit the {host.composition.formula} cell "
-                          f"({cell}, {host.volume:.1f} A^3): the volume its atoms leave holds at most {room} "
-                          f"{guest} (atomic radius {Element(guest).atomic_radius} A); use fewer guests or a "
-                          "larger --supercell")
+                          f"({cell}, {host.volume:.1f} A^3): it holds at most {room} {guest} (atomic-radius "
+                          f"spheres filling at most {FILLING_LIMIT} times the cell, as real crystals do); use "
+                          "fewer guests or a larger --supercell")
     return sorted(counts)
 
 

@@ -44,7 +44,7 @@ from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
-from pymatgen.core import Element, Structure
+from pymatgen.core import Composition, Element, Structure
 from pymatgen.io.cif import CifWriter
 from tqdm import tqdm
 
@@ -58,8 +58,9 @@ from chggen_plugins.applications.site_guidance import (
 )
 from chggen_plugins.errors import ChggenError
 from chggen_plugins.evaluation.relax import FMAX, MAX_STEPS, Relaxer
+from chggen_plugins.files import replacing
 from chggen_plugins.runs.config import DEFAULT_SYMMETRY
-from chggen_plugins.runs.methods import INPAINTING, INPAINTING_SITES, ORDERING, RANDOM, check_methods
+from chggen_plugins.runs.methods import INPAINTING, INPAINTING_SITES, ORDERING, PYMATGEN, RANDOM, check_methods
 from chggen_plugins.runs.report import save_figure
 from chggen_plugins.runs.schema import METHODS, ORDERINGS, legend, write_table
 from chggen_plugins.runs.setup import announce_seed, claim_store, model_run, resolve_seed
@@ -197,6 +198,21 @@ def parse_oxidation_states(text: str) -> dict[str, float]:
     return states
 
 
+def suggested_states(structure: Structure) -> str:
+    """An --oxidation-states value for this composition: pymatgen's most likely charge-balanced
+    guess, or ELEMENT:CHARGE placeholders naming its elements when it has none."""
+    amounts = structure.composition.get_el_amt_dict()
+    whole = {symbol: round(amount) for symbol, amount in amounts.items()}
+    try:  # pymatgen balances charges on whole numbers of atoms only (the supercell has them)
+        guesses = Composition(whole).oxi_state_guesses(max_sites=-50) if all(
+            abs(amount - whole[symbol]) < 1e-6 for symbol, amount in amounts.items()) else ()
+    except ValueError:
+        guesses = ()
+    if guesses:
+        return ",".join(f"{symbol}:{charge:g}" for symbol, charge in guesses[0].items())
+    return ",".join(f"{element.symbol}:CHARGE" for element in structure.composition.elements)
+
+
 def bv_oxidation_states(structure: Structure) -> dict[str, float] | None:
     """One oxidation state per element from pymatgen's BVAnalyzer on an ordered structure; None when
     it finds none or gives one element two states."""
@@ -301,6 +317,10 @@ class Ordering:
                        **self.run_model.fields(), "seed": seed, "relax_fmax": self.relaxer.fmax,
                        "relax_max_steps": self.relaxer.max_steps}
         self.out = Path(out)
+        if PYMATGEN in self.methods and self.oxidation_states() is None:  # before any work, not after the other methods
+            raise ChggenError(f"{self.problem.disordered.composition.reduced_formula}: pymatgen's ordering needs "
+                              "oxidation states and BVAnalyzer found none; give them, e.g. --oxidation-states "
+                              f"{suggested_states(self.problem.disordered)}")
         self.store = claim_store(self.out, self.fingerprint, "an ordering run")
         announce_seed(seed, drawn)
 
@@ -329,12 +349,7 @@ class Ordering:
         if method == RANDOM:
             return random_orderings(problem.host, problem.guests, problem.sites, self.samples,
                                     np.random.default_rng(self.seed)), [None] * self.samples
-        states = self.oxidation_states()
-        if states is None:
-            raise ChggenError(f"{problem.disordered.composition.reduced_formula}: pymatgen's ordering needs "
-                              "oxidation states and BVAnalyzer found none; give them, e.g. "
-                              "--oxidation-states Li:1,P:5,S:-2")
-        structures = pymatgen_orderings(problem, states, self.samples)
+        structures = pymatgen_orderings(problem, self.oxidation_states(), self.samples)  # checked in __init__
         return structures, [None] * len(structures)
 
     def candidates(self, method: str) -> None:
@@ -365,16 +380,18 @@ class Ordering:
         with self.store.writing():
             for method in tqdm(self.methods, desc="ordering methods", unit="method", disable=not self.progress):
                 self.candidates(method)
-        _, methods, files = write_outputs(self.store, self.out, self.methods, self.keep, self.oxidation_states())
+        rows, methods, files = write_outputs(self.store, self.out, self.methods, self.keep, self.oxidation_states())
         if echo:
+            written = sum(row["cif"] is not None for row in rows)
+            fewer = "" if written == self.keep else f" (of {self.keep} asked: the other candidates were duplicates or failed)"
             p = self.problem
             print(f"{p.disordered.composition.reduced_formula}: supercell {p.cell}, host "
                   f"{p.host.composition.formula if len(p.host) else '(none)'}, guests "
                   f"{', '.join(f'{s} {n}' for s, n in p.guests.items())} on {len(p.sites.species)} sites "
                   f"({p.vacancies} vacancies)")
             print(format_methods(methods))
-            print(f"results: {self.store.path}; orderings.csv, methods.csv, energies.png and the {self.keep} "
-                  f"lowest distinct orderings in {self.out}")
+            print(f"results: {self.store.path}; orderings.csv, methods.csv, energies.png and the {written} "
+                  f"lowest distinct orderings{fewer} in {self.out}")
         return OrderingResult(self.problem, self.store, methods, files)
 
 
@@ -426,7 +443,8 @@ def write_outputs(store: ResultStore, out: Path, methods: Sequence[str], keep: i
         if row["rank"] is not None:
             name = f"{row['rank']:02d}_{row['method']}_{str(row['space_group']).replace('/', '_')}.cif"
             row["cif"] = f"structures/{name}"
-            (out / row["cif"]).write_text(_cif_header(row) + str(CifWriter(r.structure)))
+            with replacing(out / row["cif"]) as temporary:
+                temporary.write_text(_cif_header(row) + str(CifWriter(r.structure)))
         rows.append(row)
     summary = method_rows(store, results, methods)
     files = {"store": store.path, "orderings": write_table(sorted(rows, key=lambda x: (x["rank"] is None, x["rank"] or 0)),

@@ -29,6 +29,7 @@ from pymatgen.core import Composition, Element
 from chggen_plugins.contract.protocol import ScoreModel
 from chggen_plugins.contract.registry import installed_models, load_model, plugins
 from chggen_plugins.errors import ChggenError
+from chggen_plugins.files import output_folder
 from chggen_plugins.structures.systems import formula as reduced_formula
 
 CSV_NAME = "symmetry_benchmark.csv"
@@ -123,9 +124,11 @@ def run_symmetry_benchmark(models: Sequence[str], sources: dict[str, str], cases
     unknown = sorted(set(sources) - set(models))
     if unknown:
         raise ChggenError(f"--model-source names {unknown[0]!r}, which is not in --models {','.join(models)}")
-    out = Path(out).resolve()
-    if out.exists() and not out.is_dir():
-        raise ChggenError(f"--out {out}: a file is there; the benchmark writes a folder (one campaign per backend)")
+    known = set(installed_models()) | set(plugins().broken)
+    misspelt = [name for name in models if name not in known]
+    if misspelt:  # a typo is refused before any campaign, not listed as skipped after them
+        raise ChggenError(f"--models: unknown model {misspelt[0]!r}; installed models: {', '.join(sorted(known))}")
+    out = output_folder(Path(out).resolve(), "--out")
     rows, skipped = [], []
     libraries: tuple[str, ...] = ()
     for name in models:
@@ -142,11 +145,12 @@ def run_symmetry_benchmark(models: Sequence[str], sources: dict[str, str], cases
         libraries = config.symmetry.libraries
         result = run_campaign(config, model=model, progress=progress)
         rows += result.summary
+    if not rows:
+        raise ChggenError("no model could run: " + "; ".join(f"{name}: {why}" for name, why in skipped))
     write_table(rows + [{"backend": name, "skipped": why} for name, why in skipped], out / CSV_NAME, SUMMARY)
-    if rows:
-        plot_symmetry_rates(rows, libraries, out / PLOT_NAME, by_backend=True)
-        print(format_table(rows, libraries, by_backend=True))
+    plot_symmetry_rates(rows, libraries, out / PLOT_NAME, by_backend=True)
+    print(format_table(rows, libraries, by_backend=True))
     for name, why in skipped:
         print(f"skipped {name}: {why}")
-    print(f"table: {out / CSV_NAME}" + (f"; plot: {out / PLOT_NAME}" if rows else ""))
+    print(f"table: {out / CSV_NAME}; plot: {out / PLOT_NAME}")
     return rows, skipped

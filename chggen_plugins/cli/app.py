@@ -26,9 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Examples:\n  chggen models\n  chggen inpaint host.cif --guest Li:4 --samples 8 "
                "--model native --out li_in_host.extxyz",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch CPU threads (default 1: more threads are slower when another "
-                             "process shares the cores)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default: $CHGGEN_THREADS, else 1; more threads are "
+                             "slower when another process shares the cores)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     for command in COMMANDS:
@@ -51,14 +51,21 @@ def main(argv: list[str] | None = None) -> int:
         warnings.simplefilter("always", ChggenWarning)
         try:
             args = build_parser().parse_args(argv)  # building it loads the plugins, which may clash
-            if args.threads < 1:
+            if args.threads is not None and args.threads < 1:
                 raise ChggenError("--threads must be >= 1")
             import torch
 
-            torch.set_num_threads(args.threads)
+            from chggen_plugins.contract.devices import default_threads
+
+            torch.set_num_threads(args.threads or default_threads())
             args.run(args)
         except ChggenError as error:
             print(f"chggen: error: {error}", file=sys.stderr)
+            return 2
+        except OSError as error:  # a full disk or a vanished folder while writing: named, not a traceback
+            where = f"{error.filename}: " if error.filename else ""
+            print(f"chggen: error: {where}{error.strerror or error}; what was written before is kept",
+                  file=sys.stderr)
             return 2
         except KeyboardInterrupt:
             print("chggen: interrupted; what was stored is kept (rerun the same command to resume a "

@@ -42,7 +42,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                        help="radius in A of the sphere around --around whose atoms (of --regenerate-species, "
                             "or of every element) are regenerated")
     paint.add_argument("--samples", type=int, default=8, help="structures to generate (default 8)")
-    paint.add_argument("--out", required=True, help="output file: .extxyz/.xyz (all samples) or .cif")
+    paint.add_argument("--out", required=True, help="output file: .extxyz/.xyz (all samples) or .cif; "
+                                                    "written whole or not at all")
+    paint.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     paint.add_argument("--start", default=None, metavar="GUESS",
                        help="refine a placement instead of sampling from nothing: a structure file in the "
                             "host's cell whose guest-species sites (apart from the host's) are the guests")
@@ -73,7 +75,7 @@ def run(args: argparse.Namespace) -> None:
 
     from chggen_plugins.api import inpaint
     from chggen_plugins.contract.registry import load_model
-    from chggen_plugins.files import replacing
+    from chggen_plugins.files import output_file, replacing
     from chggen_plugins.structures.io import read_structure, to_atoms
 
     check_device(args.device, "--device")
@@ -81,6 +83,7 @@ def run(args: argparse.Namespace) -> None:
     fmt = output_format(out)
     if out.resolve() == Path(args.host).resolve():
         raise ChggenError(f"--out {out} is the host file itself and would overwrite it; choose another name")
+    output_file(out, "--out", args.overwrite)  # before the work, so a bad path loses nothing
     if args.samples < 1:
         raise ChggenError(f"--samples must be a positive integer, got {args.samples}")
     if args.space_group is not None and not args.symmetric:
@@ -118,3 +121,6 @@ def run(args: argparse.Namespace) -> None:
     with replacing(out) as temporary:
         write_atoms(temporary, frames, format=fmt)
     print(f"wrote {len(frames)} structures to {out} (seed {seed})")
+    crowded = sum(structure.properties["close_pairs"] > 0 for structure in samples)
+    if crowded:  # said again after the progress output, beside the file it concerns
+        print(f"{crowded} of them have atoms closer than 1 A (info key close_pairs)")

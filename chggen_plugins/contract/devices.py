@@ -34,3 +34,37 @@ def check_device(device: str, where: str = "device") -> str:
     if not usable:
         raise ChggenError(f"{where} {str(device)!r}: no such device; {has}")
     return device
+
+
+THREADS_VARIABLE = "CHGGEN_THREADS"
+
+
+def default_threads() -> int:
+    """Torch CPU threads for a chggen process: $CHGGEN_THREADS, else 1.
+
+    Why 1: sampling and relaxation make many small tensor operations, where extra threads cost more
+    in synchronisation than they give, and on shared cores they fight other processes (the README's
+    API example ran 14x slower than the CLI with torch's default threads on two busy cores).
+    benchmarks/api_threads.py measures it.
+
+    Returns:
+        The thread count (a positive integer).
+
+    Raises:
+        ChggenError: $CHGGEN_THREADS set to anything but a positive integer.
+    """
+    import os
+
+    text = os.environ.get(THREADS_VARIABLE, "1")
+    if not text.strip().isdigit() or int(text) < 1:
+        raise ChggenError(f"{THREADS_VARIABLE}={text!r}: a positive integer number of torch threads")
+    return int(text)
+
+
+def use_default_threads() -> None:
+    """Give torch `default_threads()` CPU threads. Called once when the API is imported, so Python
+    users run at the CLI's speed; `torch.set_num_threads(n)` afterwards (or $CHGGEN_THREADS)
+    chooses otherwise."""
+    import torch
+
+    torch.set_num_threads(default_threads())

@@ -38,6 +38,8 @@ from typing import Protocol, runtime_checkable
 import torch
 from torch import Tensor
 
+from chggen_plugins.errors import ChggenError
+
 
 @dataclass(frozen=True)
 class CrystalBatch:
@@ -149,3 +151,44 @@ class ScoreModel(Protocol):
 
     def to(self, device: torch.device | str) -> "ScoreModel":
         """Move the model's parameters; the sampler moves the batch."""
+
+
+def check_score_model(model: object, who: str) -> ScoreModel:
+    """The model, if it meets the protocol; otherwise one line naming what is missing or wrong.
+
+    Why: an adapter author's mistake (a missing `noise_process`, `elements` as symbols) used to
+    surface as an AttributeError deep in the sampler or an error inside pymatgen. Both `load_model`
+    and a model object handed to the API pass here.
+
+    Args:
+        model: what a plugin's loader returned, or what a user passed as `model`.
+        who: what to name in the message (the plugin and model name, or the object's type).
+
+    Returns:
+        `model`, unchanged.
+
+    Raises:
+        ChggenError: a missing attribute or method, a noise process that is no NoiseProcess, or
+            `elements` that are not atomic numbers.
+    """
+    missing = [name for name in ("noise_process", "elements", "score", "to") if not hasattr(model, name)]
+    if missing:
+        raise ChggenError(f"{who}: {type(model).__name__} has no {', '.join(missing)}; a score model implements "
+                          "chggen_plugins.contract.protocol.ScoreModel (noise_process, elements, score, to)")
+    process = model.noise_process
+    absent = [name for name in ("num_levels", "corrector_steps", "prior", "marginal", "renoise", "predictor_step",
+                                "corrector_step", "describe") if not hasattr(process, name)]
+    if absent:
+        raise ChggenError(f"{who}: its noise_process ({type(process).__name__}) has no {', '.join(absent)}; see "
+                          "chggen_plugins.contract.protocol.NoiseProcess")
+    try:
+        elements = list(model.elements)
+    except TypeError:
+        raise ChggenError(f"{who}: elements must be a set of atomic numbers, got {model.elements!r}") from None
+    wrong = [e for e in elements if isinstance(e, bool) or not isinstance(e, int) or not 1 <= e <= 118]
+    if wrong or not elements:
+        example = f" (e.g. {wrong[0]!r}: use its atomic number, pymatgen's Element({wrong[0]!r}).Z)" \
+            if wrong and isinstance(wrong[0], str) else ""
+        raise ChggenError(f"{who}: elements must be a non-empty set of atomic numbers 1..118, got "
+                          f"{sorted(map(str, wrong or elements))[:5]}{example}")
+    return model

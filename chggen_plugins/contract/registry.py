@@ -6,6 +6,7 @@ is loaded here, exactly as pytest finds its plugins.
 
 from __future__ import annotations
 
+import difflib
 import importlib.metadata
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -71,8 +72,30 @@ def plugins() -> Plugins:
                 found.broken[entry.name] = f"{owner}: {type(error).__name__}: {error}"
                 continue
             manager.register(plugin, name=entry.name)
+            problem = _hook_problem(manager, plugin)
+            if problem:
+                manager.unregister(plugin)
+                found.broken[entry.name] = f"{owner}: {problem}"
+                continue
             found.origins[id(plugin)] = f"{owner} ({plugin.__name__})"
     return found
+
+
+def _hook_problem(manager: pluggy.PluginManager, plugin: object) -> str | None:
+    """Why a registered plugin would contribute nothing, or None: a hook whose name is not one of
+    hookspecs.py (a typo) or no marked hook at all. pluggy accepts both silently, and the user then
+    saw only "unknown model"."""
+    names = [caller.name for caller in manager.get_hookcallers(plugin) or []]
+    known = [name for name in dir(hookspecs) if name.startswith(f"{hookspecs.PROJECT}_")]
+    for name in names:
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            return (f"hook {name!r} is not a chggen hook" + (f" (did you mean {close[0]!r}?)" if close else "")
+                    + f"; the hooks are {', '.join(known)}")
+    if not names:
+        return (f"{getattr(plugin, '__name__', plugin)} registers no hook: mark its functions with "
+                f"@chggen_plugins.hookimpl and name them as a hook ({', '.join(known)})")
+    return None
 
 
 def plugin_manager() -> pluggy.PluginManager:
@@ -105,7 +128,7 @@ def clashing_models(manager: pluggy.PluginManager | None = None) -> dict[str, li
 def load_model(name: str, source: str | None = None, device: str = "cpu",
                manager: pluggy.PluginManager | None = None) -> ScoreModel:
     """Build the named model; an unknown name lists what is installed."""
-    from chggen_plugins.contract.protocol import NoiseProcess, ScoreModel  # torch: only once a model is wanted
+    from chggen_plugins.contract.protocol import check_score_model  # torch: only once a model is wanted
 
     check_device(device)
     models = installed_models(manager)
@@ -116,13 +139,13 @@ def load_model(name: str, source: str | None = None, device: str = "cpu",
     if name not in models:
         known = ", ".join(sorted(models)) or "none (install an adapter, e.g. adapters/native)"
         broken = plugins().broken
-        why = f"; plugin {name!r} failed to load: {broken[name]}" if name in broken else ""
+        if name in broken:
+            why = f"; plugin {name!r} failed to load: {broken[name]}"
+        else:  # the model may be one a broken plugin would have offered under another name
+            why = "".join(f"; plugin {plugin!r} failed to load: {reason}" for plugin, reason in broken.items())
         raise ChggenError(f"unknown model {name!r}; installed models: {known}{why}")
     spec = models[name].spec
     if spec.needs_source and source is None:
         raise ChggenError(f"model {name!r} needs --model-source (a checkpoint or file): {spec.summary}")
-    model = spec.load(source)
-    if not isinstance(model, ScoreModel) or not isinstance(model.noise_process, NoiseProcess):
-        raise ChggenError(f"plugin {models[name].origin} returned {type(model).__name__} for {name!r}, "
-                          "which does not implement chggen_plugins.contract.protocol.ScoreModel")
+    model = check_score_model(spec.load(source), f"plugin {models[name].origin}, model {name!r}")
     return model.to(device)

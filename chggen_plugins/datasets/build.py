@@ -54,8 +54,8 @@ from tqdm import tqdm
 
 from chggen_plugins.datasets.readers import read_complete_frames
 from chggen_plugins.errors import ChggenError, first_line
-from chggen_plugins.evaluation.relax import MAX_STEPS, MIN_DISTANCE, Relaxer
-from chggen_plugins.structures.io import closest_pair, from_atoms
+from chggen_plugins.evaluation.relax import MAX_STEPS, Relaxer
+from chggen_plugins.structures.io import MIN_DISTANCE, closest_pair, from_atoms
 from chggen_plugins.structures.prototypes import Decoration, decorate, decorations
 from chggen_plugins.structures.systems import DEFAULT_SYSTEMS, ChemicalSystem, expand_systems, formula, parse_system
 

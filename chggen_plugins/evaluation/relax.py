@@ -25,7 +25,7 @@ from pymatgen.core import Lattice, Structure
 from tqdm import tqdm
 
 from chggen_plugins.errors import ChggenError, first_line
-from chggen_plugins.structures.io import closest_pair
+from chggen_plugins.structures.io import MIN_DISTANCE, closest_pair
 
 if TYPE_CHECKING:
     from chgnet.model import CHGNet
@@ -36,7 +36,6 @@ if TYPE_CHECKING:
 
 FMAX = 0.1  # eV/A, as in the paper
 MAX_STEPS = 500
-MIN_DISTANCE = 1.0  # A: structures with a closer pair are set aside, not relaxed
 KEEP_SYMPREC = 0.01  # A: the tolerance at which `keep_symmetry` reads the group it keeps
 
 

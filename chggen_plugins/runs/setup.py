@@ -20,6 +20,7 @@ from chggen_plugins.contract.protocol import ScoreModel
 from chggen_plugins.contract.provenance import Provenance, model_provenance
 from chggen_plugins.contract.registry import load_model
 from chggen_plugins.errors import ChggenError
+from chggen_plugins.files import output_folder
 from chggen_plugins.runs.shards import STORE_NAME
 from chggen_plugins.runs.store import ResultStore
 from chggen_plugins.sampling.inpaint import SamplerSettings
@@ -90,8 +91,9 @@ def model_run(model: ModelLike | None, source: str | None, levels: int | None, d
 def claim_store(out: Path, fingerprint: Mapping[str, str], what: str, hint: str = RESUME_HINT,
                 **facts: str) -> ResultStore:
     """The run's results store in `out`, tied to `fingerprint` under its writer lock: a second
-    process, or a rerun with other settings, is refused in one line before any work."""
-    store = ResultStore(Path(out) / STORE_NAME)
+    process, a rerun with other settings, or an output folder that is a file, unwritable or holds
+    another kind of run, is refused in one line before any work."""
+    store = ResultStore(output_folder(Path(out), "output") / STORE_NAME)
     with store.writing():
         store.claim(fingerprint, what, hint, **facts)
     return store

@@ -27,7 +27,7 @@ from chggen_plugins.evaluation.stability import Hull
 from chggen_plugins.evaluation.symmetry import snap_to_symmetry, space_group
 from chggen_plugins.runs.config import RelaxConfig, SymmetryConfig
 from chggen_plugins.runs.store import ResultStore, StoredResult
-from chggen_plugins.sampling.inpaint import SamplerSettings
+from chggen_plugins.sampling.inpaint import SamplerSettings, ScoreNotFinite
 from chggen_plugins.structures.batch import InpaintTask
 from chggen_plugins.structures.wyckoff import NoSymmetricPlacement
 
@@ -151,9 +151,10 @@ def run_shard(shard: Shard, store: ResultStore, model: ScoreModel | None, relaxe
     if structures is None:
         try:
             structures = shard_structures(shard, model)
-        except NoSymmetricPlacement as error:  # the host's counts fit no Wyckoff combination: every
-            for uid in sorted(wanted):           # sample of this method fails, in the denominator too
+        except (NoSymmetricPlacement, ScoreNotFinite) as error:  # no Wyckoff combination fits the host's
+            for uid in sorted(wanted):  # counts, or the model broke down: every sample fails, in the denominator too
                 stored = store.add(uid, {**shard.fields, **dict(shard.jobs)[uid], "status": "error",
+                                         "n_atoms": len(shard.host) + sum(shard.guests.values()),
                                          "error": str(error)})
                 if on_write is not None:
                     on_write(stored)

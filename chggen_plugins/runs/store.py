@@ -17,12 +17,20 @@ Two campaigns on one output would each skip only the uids *they* saw and store e
 twice, so the campaign writes inside `ResultStore.writing()`: an OS file lock beside the database
 (`results.db.writer.lock`; ASE's own `results.db.lock` is a different, per-write lock) that refuses a
 second process with one line and that the kernel drops when its holder dies (a killed campaign never
-blocks its resume). Rows stored twice by older versions are read once (`results`), so tables count
+blocks its resume). The lock file itself stays behind: it is a lock only while a process holds it,
+and deleting it while another process waits would let two writers in.
+
+A store is created whole or not at all (made under a temporary name, then linked into place), so
+a full disk or a kill during creation leaves no half-made database for the rerun to trip on; a
+full disk while rows are written ends in one line, with every row stored before it kept. Rows stored twice by older versions are read once (`results`), so tables count
 each structure once.
 """
 
 from __future__ import annotations
 
+import os
+import sqlite3
+import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -61,12 +69,32 @@ class ResultStore:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not self.path.exists():
+            self._create()
         try:
             self._db = ase.db.connect(self.path, type="db")
             self._uids = self._stored_uids()
         except Exception as error:  # sqlite / ASE raise several kinds for a file that is no ase.db
             raise ChggenError(f"{self.path}: cannot open as an ase.db results store ({error})") from None
         self._lock = FileLock(f"{self.path}.writer.lock", timeout=0, thread_local=False)
+
+    def _create(self) -> None:
+        """Make an empty store at `path` in one step: tables written under a temporary name, then
+        hard-linked to `path` (which fails if another process made it first: theirs is used)."""
+        handle, name = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp.db", dir=self.path.parent)
+        os.close(handle)
+        temporary = Path(name)
+        temporary.unlink()  # ase.db makes its tables only in a file it creates itself
+        try:
+            ase.db.connect(temporary, type="db").metadata = {}
+            os.link(temporary, self.path)
+        except FileExistsError:
+            pass
+        except (OSError, sqlite3.Error) as error:
+            raise ChggenError(f"{self.path}: cannot create the results store ({error}); nothing was stored, "
+                              "so free space (or choose another output) and rerun") from None
+        finally:
+            temporary.unlink(missing_ok=True)
 
     def _stored_uids(self) -> set[str]:
         return {row.uid for row in self._db.select(columns=["key_value_pairs"])}
@@ -103,16 +131,24 @@ class ResultStore:
 
     @metadata.setter
     def metadata(self, value: Mapping) -> None:
-        self._db.metadata = dict(value)
+        try:
+            self._db.metadata = dict(value)
+        except (OSError, sqlite3.Error) as error:
+            raise ChggenError(f"{self.path}: cannot record the run's settings ({error}); free space (or choose "
+                              "another output) and rerun") from None
 
     def claim(self, fingerprint: Mapping[str, str], what: str, hint: str, **facts: str) -> None:
-        """Tie the store to the settings that decide its rows: a new store records `fingerprint`
-        (and `facts`) in its metadata; a store made with other settings is refused in one line that
-        names the changed keys, so a resume never mixes rows of two different runs."""
+        """Tie the store to the run that fills it: a new store records `what` (the kind of run, e.g.
+        "a campaign"), `fingerprint` and `facts` in its metadata; a store of another kind of run, or
+        made with other settings, is refused in one line (naming the kind, or the changed keys), so
+        a resume never mixes rows of two different runs."""
         stored = self.metadata.get("fingerprint")
         if stored is None and len(self) == 0:
-            self.metadata = {"fingerprint": dict(fingerprint), **facts}
+            self.metadata = {"fingerprint": dict(fingerprint), "kind": what, **facts}
             return
+        kind = self.metadata.get("kind")
+        if kind is not None and kind != what:
+            raise ChggenError(f"{self.path} holds {kind}, not {what}; choose another output")
         stored = stored or {}
         changed = sorted(k for k in set(fingerprint) | set(stored) if stored.get(k) != fingerprint.get(k))
         if changed:
@@ -131,7 +167,11 @@ class ResultStore:
         if structure is not None and energy is not None:
             atoms.calc = SinglePointCalculator(atoms, energy=energy)
         data = {"generated": generated.as_dict()} if generated is not None else {}
-        self._db.write(atoms, key_value_pairs={"uid": uid, **pairs}, data=data)
+        try:
+            self._db.write(atoms, key_value_pairs={"uid": uid, **pairs}, data=data)
+        except (OSError, sqlite3.Error) as error:  # a full disk, a read-only or vanished folder
+            raise ChggenError(f"{self.path}: cannot store {uid} ({error}); the {len(self)} structures stored "
+                              "before are kept: free space and rerun the same command to resume") from None
         self._uids.add(uid)
         return StoredResult(uid, structure, generated, {"uid": uid, **pairs})
 

@@ -74,10 +74,22 @@ def _checked_score(model: ScoreModel, batch: CrystalBatch, level: int, step: int
                           f"expected {tuple(batch.frac_coords.shape)} (one 3-vector per atom)")
     bad = ~torch.isfinite(score).all(dim=1)
     if bad.any():
-        crystals = sorted(set(batch.batch[bad].tolist()))
-        raise ChggenError(f"score turned NaN/inf at step {step} (noise level {level}) in crystal(s) "
-                          f"{crystals[:10]}: check the model and the input structure")
+        raise ScoreNotFinite(type(model).__name__, step, level, sorted(set(batch.batch[bad].tolist())))
     return score
+
+
+class ScoreNotFinite(ChggenError):
+    """The model's score turned NaN or inf: the sampler stops (nothing sensible can follow).
+
+    Carries the batch indices of the crystals concerned, so a caller that knows what they are (the
+    API knows its tasks) can name them; a campaign stores it as that shard's error and goes on.
+    """
+
+    def __init__(self, model: str, step: int, level: int, crystals: list[int], where: str | None = None) -> None:
+        self.model, self.step, self.level, self.crystals = model, step, level, crystals
+        where = where or f"crystal(s) {crystals[:10]} of the batch"
+        super().__init__(f"{model}: score turned NaN/inf at step {step} (noise level {level}) in {where}: "
+                         "check the model and the input structure")
 
 
 def start_level_of(model: ScoreModel, sigma: float) -> int:

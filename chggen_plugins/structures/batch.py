@@ -12,6 +12,8 @@ from pymatgen.core import Element, Structure
 from chggen_plugins.contract.protocol import CrystalBatch
 from chggen_plugins.errors import ChggenError
 from chggen_plugins.sampling.orbits import OrbitConstraint
+from chggen_plugins.structures.io import close_pairs
+from chggen_plugins.structures.room import check_room
 from chggen_plugins.structures.wyckoff import GuestPlan, Orbit, plan_guests
 
 
@@ -56,6 +58,7 @@ class InpaintTask:
     def __post_init__(self) -> None:
         where = self.label or "task"
         guests = parse_guests(self.guests, f"{self.label}: guests" if self.label else "guests")
+        check_room(self.host, guests, self.label or "host")
         if isinstance(self.n_samples, bool) or not isinstance(self.n_samples, int) or self.n_samples < 1:
             raise ChggenError(f"{where}: n_samples must be a positive integer, got {self.n_samples!r}")
         if (self.space_group is not None or self.wyckoff is not None) and not self.symmetric:
@@ -180,7 +183,8 @@ def batch_to_structures(tasks: list[InpaintTask], frac_coords: torch.Tensor,
                         assignments: list[list[Assignment | None]] | None = None) -> list[list[Structure]]:
     """Per task, its samples as Structures: the host's own sites, then the generated guests.
 
-    A symmetric sample carries in `properties` the group its guests keep and their Wyckoff orbits.
+    Every sample carries in `properties` `close_pairs`, its pairs of atoms under MIN_DISTANCE (1 A;
+    0 for a physical structure); a symmetric one also the group its guests keep and their orbits.
     """
     frac = frac_coords.detach().to("cpu", torch.float64).numpy()
     out, start = [], 0
@@ -195,6 +199,7 @@ def batch_to_structures(tasks: list[InpaintTask], frac_coords: torch.Tensor,
                 site.frac_coords = coords
             for species, coords in zip(guest_species, block[n_host:]):
                 structure.append(species, coords)
+            structure.properties["close_pairs"] = close_pairs(structure)
             assignment = assignments[number][index] if assignments else None
             if task.plan is not None and assignment is not None:
                 structure.properties.update(

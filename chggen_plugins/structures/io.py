@@ -21,6 +21,7 @@ StructureLike = Union[Structure, Atoms, str, Path]
 
 _MIN_HEIGHT = 0.5  # Angstrom: a cell thinner than this in any direction cannot hold an atom layer
 MIN_HOST_DISTANCE = 0.5  # Angstrom: shorter than any bond (H2: 0.74 A), so a duplicated or misplaced atom
+MIN_DISTANCE = 1.0  # Angstrom: a generated structure with a closer pair is flagged, and set aside before relaxation
 ISOLATION = 7.0  # Angstrom: the paper's graph cutoff; an atom with no neighbour within it guides nothing
 
 # Extensions pymatgen reads, by its format names: pymatgen before ASE for these (it keeps CIF
@@ -107,6 +108,15 @@ def closest_pair(structure: Structure, cutoff: float) -> tuple[float, int, int] 
         return None
     k = int(np.argmin(distances))
     return float(distances[k]), int(centers[k]), int(neighbors[k])
+
+
+def close_pairs(structure: Structure, cutoff: float = MIN_DISTANCE) -> int:
+    """How many pairs of atoms (each pair once, periodic images included) are closer than `cutoff`.
+
+    Why: the sampler places any atoms anywhere; a count above 0 says a generated structure is not
+    physical as it stands (campaigns set it aside; `chggen inpaint` flags it in its output).
+    """
+    return len(structure.get_neighbor_list(cutoff)[0]) // 2
 
 
 def check_lattice(lattice: Lattice, where: str) -> None:
