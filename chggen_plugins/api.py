@@ -29,9 +29,29 @@ def _resolve_model(model: ModelLike, device: str) -> ScoreModel:
 
 
 def with_levels(model: ScoreModel, levels: int | None) -> ScoreModel:
-    """The model on a ladder of `levels` noise levels over its own sigma range, where its network is
-    conditioned on sigma (or t) and so offers one (`with_levels`: native, MatterGen, analytic);
-    DiffCSP's network knows only its own integer steps, so its ladder is fixed. None: as it is."""
+    """The model on a ladder of `levels` noise levels over its own sigma range.
+
+    Why: fewer levels cost fewer network calls, more give finer steps. Only a network conditioned on
+    sigma (or t) can be asked between its training levels, so only models with a `with_levels`
+    method offer it (native, MatterGen, analytic); DiffCSP's network knows only its own integer
+    steps, so its ladder is fixed and asking for another is refused.
+
+    Args:
+        model: a loaded score model.
+        levels: number of noise levels, at least 2; None leaves the model as it is.
+
+    Returns:
+        The model on the new ladder (a copy; `model` is unchanged), or `model` itself for None.
+
+    Raises:
+        ChggenError: `levels` is not an integer >= 2, or the model's ladder is fixed.
+
+    Example:
+        >>> import chggen_plugins as cg                                    # doctest: +SKIP
+        >>> model = cg.api.with_levels(cg.load_model("native"), 50)
+        >>> model.noise_process.num_levels
+        50
+    """
     if levels is None:
         return model
     if isinstance(levels, bool) or not isinstance(levels, int) or levels < 2:
@@ -43,6 +63,26 @@ def with_levels(model: ScoreModel, levels: int | None) -> ScoreModel:
 
 
 def check_elements(model: ScoreModel, tasks: Sequence[InpaintTask]) -> None:
+    """Refuse, before any sampling, a task with an element the model cannot score.
+
+    Why: every atom of a crystal, host atoms included, is scored, so a model that knows Li but not Si
+    cannot inpaint Li into a Si host; sampling anyway would give noise, not an error.
+
+    Args:
+        model: the score model; `model.elements` are the atomic numbers it knows.
+        tasks: the inpainting tasks (hosts and guests) about to be sampled.
+
+    Returns:
+        None when every element of every task is known.
+
+    Raises:
+        ChggenError: naming the task, the unknown elements and the ones the model knows.
+
+    Example:
+        >>> from chggen_plugins.api import check_elements                 # doctest: +SKIP
+        >>> check_elements(cg.load_model("native"), [cg.InpaintTask(host, {"Cs": 1}, 1)])
+        chggen_plugins.errors.ChggenError: task: element(s) Cs unknown to NativeScoreModel, which knows ...
+    """
     for task in tasks:
         unknown = sorted(set(task.atomic_numbers) - set(model.elements))
         if unknown:
@@ -58,10 +98,36 @@ def sample_tasks(tasks: Sequence[InpaintTask], model: ModelLike, seed: int | Non
                  start_sigma: float | None = None) -> list[list[Structure]]:
     """All samples of all tasks in one batch (one score call per step); a list of samples per task.
 
-    Symmetric and free tasks share the batch. The same seed, tasks and model give bit-identical
-    structures on CPU (the seed also draws the Wyckoff assignments of symmetric tasks).
-    `start_sigma`: every task has a `start` placement, noised by this much (the model's noise units,
-    A for native) and refined from there (partial regeneration).
+    Why one batch: a score call costs about the same for one crystal as for many, so hosts of any
+    size, symmetric and free tasks alike, are sampled together. The same seed, tasks and model give
+    bit-identical structures on CPU (the seed also draws the Wyckoff assignments of symmetric tasks).
+
+    Args:
+        tasks: what to sample: each an `InpaintTask` (host, guest counts, samples, and optionally
+            `symmetric`, `space_group`, `start`).
+        model: a registered model name or a ScoreModel.
+        seed: same seed, same structures (None: drawn); an integer in 0..2^63-1.
+        settings: the RePaint walk (jump length j, resamples r).
+        device: torch device.
+        progress: show a progress bar.
+        levels: noise levels of the model's ladder (see `with_levels`); None: the model's own.
+        start_sigma: every task then has a `start` placement, noised by this much (the model's noise
+            units, A for native) and refined from there (partial regeneration).
+
+    Returns:
+        Per task, in order, its `n_samples` pymatgen Structures (host sites first, then guests).
+
+    Raises:
+        ChggenError: a bad seed, an element the model does not know, or `start_sigma` and start
+            placements given without each other.
+
+    Example:
+        >>> import chggen_plugins as cg                                    # doctest: +SKIP
+        >>> per_task = cg.sample_tasks([cg.InpaintTask(si_host, {"Li": 4}, 8),
+        ...                             cg.InpaintTask(zns_host, {"Zn": 2}, 8, symmetric=True)],
+        ...                            "native", seed=0)
+        >>> [len(samples) for samples in per_task]
+        [8, 8]
     """
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63):
         raise ChggenError(f"seed {seed!r}: an integer in 0..2^63-1")
@@ -110,6 +176,12 @@ def prepare_host(host: Structure, guests: Mapping[str, int], *, regenerate_exist
     Returns:
         (host, guests, notes): notes say what was regenerated (`regenerated`) and how the host was
         symmetrized (`host_symmetrized`), as text every sample carries in its properties.
+
+    Example:
+        >>> from chggen_plugins.api import prepare_host                    # doctest: +SKIP
+        >>> host, guests, notes = prepare_host(li4si8, {}, regenerate_species=["Li"])
+        >>> guests, notes
+        ({'Li': 4}, {'regenerated': 'Li:4'})
     """
     counts = dict(guests)  # checked by InpaintTask: a count must be a positive integer
     regenerated: dict[str, int] = {}
@@ -198,8 +270,34 @@ def generate(lattice: Lattice | Structure | Atoms | np.ndarray, composition: Map
              model: ModelLike, n_samples: int = 1, seed: int | None = None, jump_length: int = 10,
              resamples: int = 1, device: str = "cpu", progress: bool = False,
              levels: int | None = None) -> list[Structure]:
-    """Unconditional generation of every atom of `composition` in a fixed cell: the inpainting loop
-    with an empty host. RePaint jumps are off by default (nothing to harmonise with)."""
+    """Unconditional generation of every atom of `composition` in a fixed cell.
+
+    It is the inpainting loop with an empty host, so every backend that inpaints also generates.
+    RePaint jumps are off by default (`resamples=1`): there is no host to harmonise with.
+
+    Args:
+        lattice: the cell: a pymatgen Lattice, a Structure or Atoms (their cell is used) or a 3x3
+            matrix whose rows are the cell vectors in A.
+        composition: atoms per structure, e.g. {"Li": 4, "Si": 8}.
+        model: a registered model name or a ScoreModel.
+        n_samples: structures to generate.
+        seed: same seed, same structures (None: drawn).
+        jump_length: RePaint jump length j.
+        resamples: RePaint resamples r (1: no jumps).
+        device: torch device.
+        progress: show a progress bar.
+        levels: noise levels of the model's ladder (see `with_levels`).
+
+    Returns:
+        `n_samples` pymatgen Structures in the given cell.
+
+    Raises:
+        ChggenError: a lattice that is not 3x3 or is degenerate, or an element the model does not know.
+
+    Example:
+        >>> import chggen_plugins as cg                                    # doctest: +SKIP
+        >>> structures = cg.generate(host.lattice, {"Li": 4, "Si": 8}, "native", n_samples=8, seed=0)
+    """
     if isinstance(lattice, Structure):
         lattice = lattice.lattice
     elif isinstance(lattice, Atoms):
