@@ -47,10 +47,11 @@ def with_levels(model: ScoreModel, levels: int | None) -> ScoreModel:
         ChggenError: `levels` is not an integer >= 2, or the model's ladder is fixed.
 
     Example:
-        >>> import chggen_plugins as cg                                    # doctest: +SKIP
-        >>> model = cg.api.with_levels(cg.load_model("native"), 50)
-        >>> model.noise_process.num_levels
-        50
+        ```python
+        import chggen_plugins as cg
+        model = cg.api.with_levels(cg.load_model("native"), 50)
+        model.noise_process.num_levels  # -> 50
+        ```
     """
     if levels is None:
         return model
@@ -79,9 +80,13 @@ def check_elements(model: ScoreModel, tasks: Sequence[InpaintTask]) -> None:
         ChggenError: naming the task, the unknown elements and the ones the model knows.
 
     Example:
-        >>> from chggen_plugins.api import check_elements                 # doctest: +SKIP
-        >>> check_elements(cg.load_model("native"), [cg.InpaintTask(host, {"Cs": 1}, 1)])
-        chggen_plugins.errors.ChggenError: task: element(s) Cs unknown to NativeScoreModel, which knows ...
+        ```python
+        import chggen_plugins as cg
+        from chggen_plugins.api import check_elements
+        task = cg.InpaintTask(Structure.from_file("examples/si_host.cif"), {"Cs": 1}, 1)
+        check_elements(cg.load_model("native"), [task])
+        # -> chggen_plugins.errors.ChggenError: task: element(s) Cs unknown to NativeScoreModel, which knows ...
+        ```
     """
     for task in tasks:
         unknown = sorted(set(task.atomic_numbers) - set(model.elements))
@@ -122,12 +127,13 @@ def sample_tasks(tasks: Sequence[InpaintTask], model: ModelLike, seed: int | Non
             placements given without each other.
 
     Example:
-        >>> import chggen_plugins as cg                                    # doctest: +SKIP
-        >>> per_task = cg.sample_tasks([cg.InpaintTask(si_host, {"Li": 4}, 8),
-        ...                             cg.InpaintTask(zns_host, {"Zn": 2}, 8, symmetric=True)],
-        ...                            "native", seed=0)
-        >>> [len(samples) for samples in per_task]
-        [8, 8]
+        ```python
+        import chggen_plugins as cg
+        host = Structure.from_file("examples/si_host.cif")
+        per_task = cg.sample_tasks([cg.InpaintTask(host, {"Li": 4}, 8),
+                                    cg.InpaintTask(host, {"Li": 4}, 8, symmetric=True)], "native", seed=0)
+        len(per_task), len(per_task[1])  # -> (2, 8)
+        ```
     """
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63):
         raise ChggenError(f"seed {seed!r}: an integer in 0..2^63-1")
@@ -178,10 +184,12 @@ def prepare_host(host: Structure, guests: Mapping[str, int], *, regenerate_exist
         symmetrized (`host_symmetrized`), as text every sample carries in its properties.
 
     Example:
-        >>> from chggen_plugins.api import prepare_host                    # doctest: +SKIP
-        >>> host, guests, notes = prepare_host(li4si8, {}, regenerate_species=["Li"])
-        >>> guests, notes
-        ({'Li': 4}, {'regenerated': 'Li:4'})
+        ```python
+        from chggen_plugins.api import prepare_host
+        li4si8 = Structure.from_file("examples/li4si8_reference.cif")
+        host, guests, notes = prepare_host(li4si8, {}, regenerate_species=["Li"])
+        guests, notes  # -> ({'Li': 4}, {'regenerated': 'Li:4'})
+        ```
     """
     counts = dict(guests)  # checked by InpaintTask: a count must be a positive integer
     regenerated: dict[str, int] = {}
@@ -240,16 +248,21 @@ def inpaint(host: StructureLike, guests: Mapping[str, int], model: ModelLike, n_
         start_sigma: see `start`.
         regenerate_existing: the host's own atoms of the guest elements are generated again with
             the new ones (a host with 2 Li and guests {"Li": 2} gives 4 new Li).
-        regenerate_sites, regenerate_species, around, within: other atoms of `host` to generate
-            again (site indices, or elements within a sphere): see `prepare_host`.
+        regenerate_sites: 0-based site indices of `host` to generate again (see `prepare_host`).
+        regenerate_species: elements whose atoms (within `within` of `around`, if given) are
+            generated again.
+        around: centre of a sphere of atoms to generate again: a site index or fractional coordinates.
+        within: the sphere's radius in A.
 
     Returns:
         `n_samples` structures; each carries in `properties` the guest counts (`guests`) and what
         `prepare_host` did (`regenerated`, `host_symmetrized`, `host_space_group`).
 
     Example:
-        >>> import chggen_plugins as cg                                    # doctest: +SKIP
-        >>> samples = cg.inpaint("examples/si_host.cif", {"Li": 4}, "native", n_samples=2, seed=0)
+        ```python
+        import chggen_plugins as cg
+        samples = cg.inpaint("examples/si_host.cif", {"Li": 4}, "native", n_samples=2, seed=0)
+        ```
     """
     structure, was_atoms = to_structure(host)
     structure, counts, notes = prepare_host(structure, guests, regenerate_existing=regenerate_existing,
@@ -295,8 +308,11 @@ def generate(lattice: Lattice | Structure | Atoms | np.ndarray, composition: Map
         ChggenError: a lattice that is not 3x3 or is degenerate, or an element the model does not know.
 
     Example:
-        >>> import chggen_plugins as cg                                    # doctest: +SKIP
-        >>> structures = cg.generate(host.lattice, {"Li": 4, "Si": 8}, "native", n_samples=8, seed=0)
+        ```python
+        import chggen_plugins as cg
+        host = Structure.from_file("examples/si_host.cif")
+        structures = cg.generate(host.lattice, {"Li": 4, "Si": 8}, "native", n_samples=8, seed=0)
+        ```
     """
     if isinstance(lattice, Structure):
         lattice = lattice.lattice

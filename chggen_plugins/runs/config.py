@@ -351,8 +351,9 @@ def markdown() -> str:
         The page as Markdown text; a test keeps docs/reference/config.md equal to it.
 
     Example:
-        >>> markdown().splitlines()[0]
-        '# Campaign config reference'
+        ```python
+        markdown().splitlines()[0]  # -> '# Campaign config reference'
+        ```
     """
     rows: dict[str, list[str]] = {}
     _rows(CampaignConfig, "Top level", rows)
