@@ -13,7 +13,7 @@ Run: python benchmarks/campaign_dask.py [--cells 6] [--samples 4]
 
 import os
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy: see BACKENDS.md
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy: see docs/install.md, threads
 
 import argparse  # noqa: E402
 import tempfile  # noqa: E402

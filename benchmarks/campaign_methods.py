@@ -29,7 +29,7 @@ Run: python benchmarks/campaign_methods.py --model native --count 20
 
 import os
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy: see BACKENDS.md
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy: see docs/install.md, threads
 
 import argparse
 import time

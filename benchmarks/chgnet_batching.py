@@ -11,7 +11,7 @@ Run: python benchmarks/chgnet_batching.py [--structures 16] [--repeats 3]
 
 import os
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy: see BACKENDS.md
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy: see docs/install.md, threads
 
 import argparse  # noqa: E402
 import statistics  # noqa: E402

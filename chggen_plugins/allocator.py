@@ -2,10 +2,9 @@
 
 Why: one native score call allocates and frees tensors of 0.1-5 MB. With its default, adaptive
 thresholds glibc hands many of them back to the system (unmapped, or trimmed off the top of the
-heap) and the next call faults every page in again: 8 samples of a 12-atom host at the shipped
-defaults took 2.9 million page faults and 40% of the sampling time in the kernel (14.2 s against
-6.4 s with the thresholds below; peak memory 305 against 311 MB). Fixed thresholds keep the freed
-pages for reuse. Other C libraries (macOS, musl) are left as they are; `CHGGEN_MALLOC=system`
+heap) and the next call faults every page in again: a small inpainting run spent a large part of
+its time in the kernel, faulting pages in (measured: docs/benchmarks.md, sampler overhead;
+`tests/test_allocator.py` checks the cut). Fixed thresholds keep the freed pages for reuse. Other C libraries (macOS, musl) are left as they are; `CHGGEN_MALLOC=system`
 leaves glibc's defaults too.
 """
 

@@ -32,9 +32,30 @@ def _resolve_model(model: ModelLike, device: str) -> ScoreModel:
 
 
 def with_levels(model: ScoreModel, levels: int | None) -> ScoreModel:
-    """The model on a ladder of `levels` noise levels over its own sigma range, where its network is
-    conditioned on sigma (or t) and so offers one (`with_levels`: native, MatterGen, analytic);
-    DiffCSP's network knows only its own integer steps, so its ladder is fixed. None: as it is."""
+    """The model on a ladder of `levels` noise levels over its own sigma range.
+
+    Why: fewer levels cost fewer network calls, more give finer steps. Only a network conditioned on
+    sigma (or t) can be asked between its training levels, so only models with a `with_levels`
+    method offer it (native, MatterGen, analytic); DiffCSP's network knows only its own integer
+    steps, so its ladder is fixed and asking for another is refused.
+
+    Args:
+        model: a loaded score model.
+        levels: number of noise levels, at least 2; None leaves the model as it is.
+
+    Returns:
+        The model on the new ladder (a copy; `model` is unchanged), or `model` itself for None.
+
+    Raises:
+        ChggenError: `levels` is not an integer >= 2, or the model's ladder is fixed.
+
+    Example:
+        ```python
+        import chggen_plugins as cg
+        model = cg.api.with_levels(cg.load_model("native"), 50)
+        model.noise_process.num_levels  # -> 50
+        ```
+    """
     if levels is None:
         return model
     if isinstance(levels, bool) or not isinstance(levels, int) or levels < 2:
@@ -46,6 +67,30 @@ def with_levels(model: ScoreModel, levels: int | None) -> ScoreModel:
 
 
 def check_elements(model: ScoreModel, tasks: Sequence[InpaintTask]) -> None:
+    """Refuse, before any sampling, a task with an element the model cannot score.
+
+    Why: every atom of a crystal, host atoms included, is scored, so a model that knows Li but not Si
+    cannot inpaint Li into a Si host; sampling anyway would give noise, not an error.
+
+    Args:
+        model: the score model; `model.elements` are the atomic numbers it knows.
+        tasks: the inpainting tasks (hosts and guests) about to be sampled.
+
+    Returns:
+        None when every element of every task is known.
+
+    Raises:
+        ChggenError: naming the task, the unknown elements and the ones the model knows.
+
+    Example:
+        ```python
+        import chggen_plugins as cg
+        from chggen_plugins.api import check_elements
+        task = cg.InpaintTask(Structure.from_file("examples/si_host.cif"), {"Cs": 1}, 1)
+        check_elements(cg.load_model("native"), [task])
+        # -> chggen_plugins.errors.ChggenError: task: element(s) Cs unknown to NativeScoreModel, which knows ...
+        ```
+    """
     for task in tasks:
         unknown = sorted(set(task.atomic_numbers) - set(model.elements))
         if unknown:
@@ -61,10 +106,37 @@ def sample_tasks(tasks: Sequence[InpaintTask], model: ModelLike, seed: int | Non
                  start_sigma: float | None = None) -> list[list[Structure]]:
     """All samples of all tasks in one batch (one score call per step); a list of samples per task.
 
-    Symmetric and free tasks share the batch. The same seed, tasks and model give bit-identical
-    structures on CPU (the seed also draws the Wyckoff assignments of symmetric tasks).
-    `start_sigma`: every task has a `start` placement, noised by this much (the model's noise units,
-    A for native) and refined from there (partial regeneration).
+    Why one batch: a score call costs about the same for one crystal as for many, so hosts of any
+    size, symmetric and free tasks alike, are sampled together. The same seed, tasks and model give
+    bit-identical structures on CPU (the seed also draws the Wyckoff assignments of symmetric tasks).
+
+    Args:
+        tasks: what to sample: each an `InpaintTask` (host, guest counts, samples, and optionally
+            `symmetric`, `space_group`, `start`).
+        model: a registered model name or a ScoreModel.
+        seed: same seed, same structures (None: drawn); an integer in 0..2^63-1.
+        settings: the RePaint walk (jump length j, resamples r).
+        device: torch device.
+        progress: show a progress bar.
+        levels: noise levels of the model's ladder (see `with_levels`); None: the model's own.
+        start_sigma: every task then has a `start` placement, noised by this much (the model's noise
+            units, A for native) and refined from there (partial regeneration).
+
+    Returns:
+        Per task, in order, its `n_samples` pymatgen Structures (host sites first, then guests).
+
+    Raises:
+        ChggenError: a bad seed, an element the model does not know, or `start_sigma` and start
+            placements given without each other.
+
+    Example:
+        ```python
+        import chggen_plugins as cg
+        host = Structure.from_file("examples/si_host.cif")
+        per_task = cg.sample_tasks([cg.InpaintTask(host, {"Li": 4}, 8),
+                                    cg.InpaintTask(host, {"Li": 4}, 8, symmetric=True)], "native", seed=0)
+        len(per_task), len(per_task[1])  # -> (2, 8)
+        ```
     """
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63):
         raise ChggenError(f"seed {seed!r}: an integer in 0..2^63-1")
@@ -129,6 +201,14 @@ def prepare_host(host: Structure, guests: Mapping[str, int], *, regenerate_exist
     Returns:
         (host, guests, notes): notes say what was regenerated (`regenerated`) and how the host was
         symmetrized (`host_symmetrized`), as text every sample carries in its properties.
+
+    Example:
+        ```python
+        from chggen_plugins.api import prepare_host
+        li4si8 = Structure.from_file("examples/li4si8_reference.cif")
+        host, guests, notes = prepare_host(li4si8, {}, regenerate_species=["Li"])
+        guests, notes  # -> ({'Li': 4}, {'regenerated': 'Li:4'})
+        ```
     """
     counts = dict(guests)  # checked by InpaintTask: a count must be a positive integer
     regenerated: dict[str, int] = {}
@@ -187,8 +267,11 @@ def inpaint(host: StructureLike, guests: Mapping[str, int], model: ModelLike, n_
         start_sigma: see `start`.
         regenerate_existing: the host's own atoms of the guest elements are generated again with
             the new ones (a host with 2 Li and guests {"Li": 2} gives 4 new Li).
-        regenerate_sites, regenerate_species, around, within: other atoms of `host` to generate
-            again (site indices, or elements within a sphere): see `prepare_host`.
+        regenerate_sites: 0-based site indices of `host` to generate again (see `prepare_host`).
+        regenerate_species: elements whose atoms (within `within` of `around`, if given) are
+            generated again.
+        around: centre of a sphere of atoms to generate again: a site index or fractional coordinates.
+        within: the sphere's radius in A.
 
     Returns:
         `n_samples` structures; each carries in `properties` the guest counts (`guests`), its pairs
@@ -200,8 +283,10 @@ def inpaint(host: StructureLike, guests: Mapping[str, int], model: ModelLike, n_
             a bad host or settings, in one line.
 
     Example:
-        >>> import chggen_plugins as cg                                    # doctest: +SKIP
-        >>> samples = cg.inpaint("examples/si_host.cif", {"Li": 4}, "native", n_samples=2, seed=0)
+        ```python
+        import chggen_plugins as cg
+        samples = cg.inpaint("examples/si_host.cif", {"Li": 4}, "native", n_samples=2, seed=0)
+        ```
     """
     structure, was_atoms = to_structure(host)
     structure, counts, notes = prepare_host(structure, guests, regenerate_existing=regenerate_existing,
@@ -227,8 +312,37 @@ def generate(lattice: Lattice | Structure | Atoms | np.ndarray, composition: Map
              model: ModelLike, n_samples: int = 1, seed: int | None = None, jump_length: int = 10,
              resamples: int = 1, device: str = "cpu", progress: bool = False,
              levels: int | None = None) -> list[Structure]:
-    """Unconditional generation of every atom of `composition` in a fixed cell: the inpainting loop
-    with an empty host. RePaint jumps are off by default (nothing to harmonise with)."""
+    """Unconditional generation of every atom of `composition` in a fixed cell.
+
+    It is the inpainting loop with an empty host, so every backend that inpaints also generates.
+    RePaint jumps are off by default (`resamples=1`): there is no host to harmonise with.
+
+    Args:
+        lattice: the cell: a pymatgen Lattice, a Structure or Atoms (their cell is used) or a 3x3
+            matrix whose rows are the cell vectors in A.
+        composition: atoms per structure, e.g. {"Li": 4, "Si": 8}.
+        model: a registered model name or a ScoreModel.
+        n_samples: structures to generate.
+        seed: same seed, same structures (None: drawn).
+        jump_length: RePaint jump length j.
+        resamples: RePaint resamples r (1: no jumps).
+        device: torch device.
+        progress: show a progress bar.
+        levels: noise levels of the model's ladder (see `with_levels`).
+
+    Returns:
+        `n_samples` pymatgen Structures in the given cell.
+
+    Raises:
+        ChggenError: a lattice that is not 3x3 or is degenerate, or an element the model does not know.
+
+    Example:
+        ```python
+        import chggen_plugins as cg
+        host = Structure.from_file("examples/si_host.cif")
+        structures = cg.generate(host.lattice, {"Li": 4, "Si": 8}, "native", n_samples=8, seed=0)
+        ```
+    """
     if isinstance(lattice, Structure):
         lattice = lattice.lattice
     elif isinstance(lattice, Atoms):

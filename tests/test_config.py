@@ -6,7 +6,9 @@ import pytest
 
 from chggen_plugins.cli import main
 from chggen_plugins.errors import ChggenError
-from chggen_plugins.runs.config import load_config
+from chggen_plugins.runs import config as config_module
+from chggen_plugins.runs.config import (CellsConfig, CoordinationConfig, HostsConfig, RelaxConfig, SamplerConfig,
+                                      SymmetryConfig, load_config)
 from chggen_plugins.structures.cells import LATTICE_SYSTEMS
 
 MINIMAL = """
@@ -17,6 +19,9 @@ name = "analytic"
 formula = "Li2Si"
 guests = ["Li"]
 """
+
+
+DOCS_PAGE = Path(__file__).resolve().parents[1] / "docs" / "reference" / "config.md"
 
 
 def write(tmp_path, text: str):
@@ -36,6 +41,25 @@ def test_minimal_config_gets_the_paper_defaults(tmp_path):
     assert (config.symmetry.symprec, config.symmetry.angle_tolerance) == (0.1, 10.0)
     assert config.stability.threshold == 0.1 and config.stability.cache == config.output / "hull"
     assert config.compositions[0].counts(2) == {"Li": 4, "Si": 2}
+
+
+def test_a_config_without_optional_keys_gets_the_declared_defaults(tmp_path):
+    """The loader takes its defaults from the config classes, the same the reference page prints."""
+    config = load_config(write(tmp_path, MINIMAL))
+    assert (config.sampler, config.cells, config.relax) == (SamplerConfig(), CellsConfig(), RelaxConfig())
+    assert (config.hosts, config.symmetry, config.coordination) == (HostsConfig(), SymmetryConfig(),
+                                                                    CoordinationConfig())
+    assert (config.seed, config.shortlist_max, config.model.device) == (0, 20, "cpu")
+    assert (config.compositions[0].formula_units, config.compositions[0].host_files) == ((1,), ())
+    page = config_module.markdown()
+    assert "| `jump_length` | integer | `10` | levels |" in page
+    assert "| `threshold` | number | `0.1` | eV/atom |" in page
+    assert "| `max` | integer | `20` | structures |" in page.split("## [shortlist]")[1]
+
+
+def test_the_docs_config_reference_is_the_config_classes() -> None:
+    """docs/reference/config.md is generated: `python -m chggen_plugins.runs.config > docs/reference/config.md`."""
+    assert DOCS_PAGE.read_text() == config_module.markdown()
 
 
 def test_fingerprint_ignores_report_settings_only(tmp_path):

@@ -15,7 +15,7 @@ the score of a Gaussian of std s around its (soft) site. s = sqrt(width^2 + sigm
 Gaussian noised to the current level, as a model's own score is: at high noise P is nearly uniform
 and the pull, of size cell / s^2, is negligible (the model alone places the guests); at middle noise
 it is as stiff as the model's score (meant to leave the model the choice of basin; on Li2S with
-the native model it overrode it: README, ordering benchmark);
+the native model it overrode it: docs/guides/ordering.md);
 once sigma is below `width` it is stiffer than any model broader than `width` (1/width^2) and holds
 each guest at its site. Stable on any ladder: the predictor's step gap x 1/s^2 is below one
 displacement (gap = sigma_l^2 - sigma_(l-1)^2 < s^2), the corrector's eps / s^2 below 2 snr^2.

@@ -27,7 +27,7 @@ A noise process is usually the core's: `CartesianVE(sigma_max, sigma_min, num_le
 snr)` (Angstrom; defaults 10, 0.01, 200, 5, 0.4, the paper's) or `FractionalVE(...)` (per unit
 fractional coordinate; defaults 0.5, 0.005, 200, 5, 0.4) from `chggen_plugins.sampling.noise`, built
 with the ladder the network was trained on. A backend whose forward process differs brings its own
-class with the methods below (the DiffCSP and MatterGen adapters do). adapters/README.md is the guide.
+class with the methods below (the DiffCSP and MatterGen adapters do). docs/guides/adapters.md is the guide.
 """
 
 from __future__ import annotations

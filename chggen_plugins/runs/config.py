@@ -79,9 +79,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+import sys
+from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args, get_origin, get_type_hints
 
 from pymatgen.core import Composition, Element
 
@@ -100,33 +101,66 @@ except ImportError:  # Python 3.10
     import tomli as tomllib
 
 _REQUIRED = object()
-# How guests are put into a host: freely (the paper), on Wyckoff orbits, or freely then snapped.
+DEFAULT_OUTPUT = "chggen_campaign"
 
 
-@dataclass(frozen=True)
+def _key(meaning: str, unit: str | None = None, default: Any = MISSING, shown: str | None = None,
+         section: str | None = None, name: str | None = None) -> Any:
+    """A config key: a dataclass field whose default the loader takes and whose metadata the
+    reference page (`markdown`) prints, so the two cannot drift.
+
+    Args:
+        meaning: what the key does, for the reference page.
+        unit: its unit (None: a count, a name or a flag).
+        default: the value a config without the key gets (MISSING: required, or `shown`).
+        shown: the default as the page says it, where the loader derives it (a path beside the output).
+        section: the TOML table the key sits in, where it differs from its class's ([shortlist] max).
+        name: the key's TOML name, where it differs from the field's.
+
+    Returns:
+        A dataclass field.
+    """
+    metadata = {"meaning": meaning, "unit": unit, "shown": shown, "section": section, "name": name}
+    return field(metadata=metadata) if default is MISSING else field(default=default, metadata=metadata)
+
+
+@dataclass(frozen=True, kw_only=True)
 class ModelConfig:
-    name: str
-    source: str | None
-    device: str
-    own_samples: int = 0
+    """The score model that generates every structure."""
+
+    name: str = _key("a score model's name from `chggen models`")
+    source: str | None = _key("checkpoint, file or published name the model loads from (relative to the "
+                              "config file when such a file exists)", default=None, shown="the model's default")
+    device: str = _key("torch device the model runs on", default="cpu")
+    own_samples: int = _key("per composition and cell size, also this many crystals from the backend's own "
+                            "sampler (e.g. MatterGen's), relaxed and counted beside CHGGen's methods "
+                            "(method `own`); 0 = none", default=0)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SamplerConfig:
-    jump_length: int
-    resamples: int | None            # None: the model's default (sampling.inpaint.default_resamples)
-    unconditional_resamples: int
-    batch_size: int
+    """The RePaint walk; the noise levels come from the model."""
+
+    jump_length: int = _key("RePaint jump length j (inpainting)", "levels", default=10)
+    resamples: int | None = _key("RePaint resamples r (inpainting; 1 = off)", default=None,
+                                 shown="the model's: 3, or 1 for a host-conditioned model")
+    unconditional_resamples: int = _key("RePaint resamples r for unconditional generation", default=1)
+    batch_size: int = _key("crystals per sampler run", "crystals", default=64)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class CellsConfig:
-    v0: float
-    systems: tuple[str, ...]
-    ratios: tuple[float, ...]
-    samples_per_cell: int
-    rounds: int
-    count: int | None = None
+    """The random starting cells of unconditional generation."""
+
+    v0: float = _key("volume per atom of the first round's cells", "A^3/atom", default=DEFAULT_V0)
+    systems: tuple[str, ...] = _key("lattice systems of the random cells", default=LATTICE_SYSTEMS)
+    ratios: tuple[float, ...] = _key("axis ratios of the random cells", default=AXIS_RATIOS)
+    samples_per_cell: int = _key("structures per random cell (excludes `count`)", default=1)
+    rounds: int = _key("rounds of cells; each later round takes V0 from the lowest-energy relaxed "
+                       "structure of the rounds before it", default=1)
+    count: int | None = _key("instead of samples_per_cell: exactly this many structures per composition "
+                             "and cell size, dealt over the cells in turn (every system at ratio 1 "
+                             "first, then 1.25, 0.75, ...)", "structures", default=None, shown="not set")
 
     def per_cell(self, turn: int, grid_size: int) -> int:
         """How many structures the cell dealt `turn`-th of a grid of `grid_size` cells starts."""
@@ -135,53 +169,79 @@ class CellsConfig:
         return self.count // grid_size + (turn < self.count % grid_size)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RelaxConfig:
-    fmax: float
-    max_steps: int
-    keep_symmetry: bool = False
+    """CHGNet relaxation (FIRE, cell relaxed) of every generated structure."""
+
+    fmax: float = _key("force convergence threshold", "eV/A", default=FMAX)
+    max_steps: int = _key("FIRE step budget; a structure still above fmax is `unconverged`", "steps",
+                          default=MAX_STEPS)
+    keep_symmetry: bool = _key("relax under ASE's FixSymmetry, keeping the space group spglib finds at "
+                               "0.01 A when the relaxation starts (the same for every method)", default=False)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class HostsConfig:
-    per_composition: int
-    samples: int
-    cell: str
-    methods: tuple[str, ...] = ("inpainting",)
-    snap_symprec: float = 0.5
+    """The hosts guests are inpainted into, and how."""
+
+    per_composition: int = _key("lowest-energy distinct relaxed unconditional structures used as hosts",
+                                "hosts", default=3)
+    samples: int = _key("inpainting samples per host and method", "structures", default=8)
+    cell: str = _key("host cell: \"conventional\" or \"primitive\"", default="conventional")
+    methods: tuple[str, ...] = _key("any of \"inpainting\" (guests placed freely), \"inpainting-sym\" "
+                                    "(guests on Wyckoff orbits of the host's group or a subgroup), "
+                                    "\"inpainting-snap\" (free, then snapped to the symmetric structure "
+                                    "spglib finds at snap_symprec before relaxing); may grow on resume",
+                                    default=CAMPAIGN[:1])
+    snap_symprec: float = _key("spglib tolerance of \"inpainting-snap\"", "A", default=0.5)
 
 
 @dataclass(frozen=True)
 class SymmetryConfig:
-    symprec: float
-    angle_tolerance: float
-    libraries: tuple[str, ...]
+    """Space-group detection of relaxed structures (success: above P1 and P-1)."""
+
+    symprec: float = _key("spglib / moyopy distance tolerance", "A", default=SYMPREC)
+    angle_tolerance: float = _key("spglib angle tolerance", "degrees", default=ANGLE_TOLERANCE)
+    libraries: tuple[str, ...] = _key("symmetry libraries; the first one decides the shortlist's space group",
+                                      default=LIBRARIES)
 
 
-DEFAULT_SYMMETRY = SymmetryConfig(SYMPREC, ANGLE_TOLERANCE, LIBRARIES)  # the commands without a config file
+DEFAULT_SYMMETRY = SymmetryConfig()  # the commands without a config file
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class StabilityConfig:
-    entries: Path | None
-    cache: Path
-    reference_max_atoms: int
-    reference_per_formula: int
-    threshold: float
+    """Ed, the energy above the convex hull: against Materials Project entries (MP_API_KEY set), else
+    an entries file, else a hull built here with CHGNet from prototypes (marked APPROXIMATE)."""
+
+    entries: Path | None = _key("JSON list of pymatgen ComputedEntry (monty's dumpfn) to build hulls from",
+                                default=None, shown="not set")
+    cache: Path = _key("cache of MP entries and reference hulls", shown="`OUTPUT/hull`")
+    reference_max_atoms: int = _key("largest prototype cell relaxed for a CHGNet reference hull", "atoms",
+                                    default=8)
+    reference_per_formula: int = _key("prototypes relaxed per formula for a CHGNet reference hull", default=2)
+    threshold: float = _key("Ed screen of the shortlist (0.03 before DFT)", "eV/atom", default=DEFAULT_THRESHOLD)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class CoordinationConfig:
-    training: Path | None
-    max_structures: int
+    """Optional: coordination numbers of generated against training crystals."""
+
+    training: Path | None = _key("training structures: anything `read_dataset` reads", default=None,
+                                 shown="not set (no coordination report)")
+    max_structures: int = _key("training structures read at most", "structures", default=300)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class CompositionConfig:
-    formula: str
-    formula_units: tuple[int, ...]
-    guests: tuple[str, ...]
-    host_files: tuple[Path, ...]
+    """One `[[compositions]]` table per composition (at least one)."""
+
+    formula: str = _key("the composition, e.g. \"Li2Si\"")
+    formula_units: tuple[int, ...] = _key("cell sizes in formula units (Li2Si: [2, 4] gives cells of 6 and "
+                                          "12 atoms)", default=(1,))
+    guests: tuple[str, ...] = _key("species generated into the host, e.g. [\"Li\"]")
+    host_files: tuple[Path, ...] = _key("extra hosts (CIF, POSCAR, ...), guests stripped if present",
+                                        default=())
 
     @property
     def composition(self) -> Composition:
@@ -197,11 +257,15 @@ class CompositionConfig:
         return {el.symbol: int(round(amount)) * units for el, amount in self.composition.items()}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class CampaignConfig:
+    """A whole campaign: the top-level keys, then one table per section."""
+
     path: Path
-    output: Path
-    seed: int
+    output: Path = _key("output folder (results.db, summary.csv, plots/, shortlist/, r2scan/), relative "
+                        "to the config file", shown=f'`"{DEFAULT_OUTPUT}"`')
+    seed: int = _key("seed of the whole campaign; each shard's seed is derived from it and its key",
+                     default=0)
     model: ModelConfig
     sampler: SamplerConfig
     cells: CellsConfig
@@ -209,7 +273,8 @@ class CampaignConfig:
     hosts: HostsConfig
     symmetry: SymmetryConfig
     stability: StabilityConfig
-    shortlist_max: int
+    shortlist_max: int = _key("structures in the shortlist at most", "structures", default=20,
+                              section="shortlist", name="max")
     coordination: CoordinationConfig
     compositions: tuple[CompositionConfig, ...]
 
@@ -234,6 +299,77 @@ class CampaignConfig:
         }
         return {key: hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
                 for key, value in generation.items()}
+
+
+def _default(config: type, name: str) -> Any:
+    """The declared default of key `name` of a config class: the loader's default, from one place."""
+    return next(f.default for f in fields(config) if f.name == name)
+
+
+# TOML value types of the annotations the config classes use (the reference page names them)
+_TOML_TYPES = {"str": "string", "int": "integer", "float": "number", "bool": "boolean", "Path": "path",
+               "tuple[str, ...]": "list of strings", "tuple[int, ...]": "list of integers",
+               "tuple[float, ...]": "list of numbers", "tuple[Path, ...]": "list of paths"}
+
+
+def _section(kind: Any) -> type | None:
+    """The config class a CampaignConfig field holds (one, or a tuple of them), else None."""
+    inner = get_args(kind)[0] if get_origin(kind) is tuple else kind
+    return inner if is_dataclass(inner) else None
+
+
+def _rows(config: type, section: str, rows: dict[str, list[str]]) -> None:
+    """Add a table row per key of `config` to `rows[section]`; nested config classes get their own."""
+    hints = get_type_hints(config)
+    for item in fields(config):
+        inner = _section(hints[item.name])
+        if inner is not None:
+            _rows(inner, f"[{item.name}]" if inner is hints[item.name] else f"[[{item.name}]]", rows)
+            continue
+        if not item.metadata:  # not a key (the config file's own path)
+            continue
+        meta = item.metadata
+        if meta["shown"] is not None:
+            default = meta["shown"]
+        elif item.default is MISSING:
+            default = "required"
+        else:
+            default = f"`{json.dumps(item.default)}`"
+        written = item.type.removesuffix(" | None")
+        if written not in _TOML_TYPES:
+            raise TypeError(f"{config.__name__}.{item.name}: no TOML type for {item.type!r}")
+        table = f"[{meta['section']}]" if meta["section"] else section
+        rows.setdefault(table, []).append(f"| `{meta['name'] or item.name}` | {_TOML_TYPES[written]} | "
+                                          f"{default} | {meta['unit'] or ''} | {meta['meaning']} |")
+
+
+def markdown() -> str:
+    """The docs' config reference, printed from the config classes: every key with type, default,
+    unit and meaning (`python -m chggen_plugins.runs.config > docs/reference/config.md`).
+
+    Returns:
+        The page as Markdown text; a test keeps docs/reference/config.md equal to it.
+
+    Example:
+        ```python
+        markdown().splitlines()[0]  # -> '# Campaign config reference'
+        ```
+    """
+    rows: dict[str, list[str]] = {}
+    _rows(CampaignConfig, "Top level", rows)
+    hints = get_type_hints(CampaignConfig)
+    lines = ["# Campaign config reference", "",
+             "Generated by `python -m chggen_plugins.runs.config` from the config classes in",
+             "`chggen_plugins/runs/config.py`, whose defaults the loader uses. A campaign config is one",
+             "TOML file (`chggen campaign CONFIG`); only `[model] name` and one `[[compositions]]` table",
+             "with `formula` and `guests` are required. Relative paths are relative to the config file;",
+             "an unknown or misspelt key is refused in one line naming it.", ""]
+    for section, table in rows.items():
+        config = _section(hints.get(section.strip("[]"), None))
+        about = " ".join(config.__doc__.split()) if config is not None else ""
+        lines += [f"## {section}", "", *([about, ""] if about else []),
+                  "| key | type | default | unit | meaning |", "|---|---|---|---|---|", *table, ""]
+    return "\n".join(lines)
 
 
 def _digest(path: Path) -> str:
@@ -340,7 +476,7 @@ def _composition(table: _Table, base: Path) -> CompositionConfig:
         raise table.error("formula", f"{formula!r} is not a formula of known elements")
     if any(abs(amount - round(amount)) > 1e-8 for amount in composition.values()):
         raise table.error("formula", f"{formula!r} has non-integer amounts")
-    units = table.get("formula_units", "list:int", [1])
+    units = table.get("formula_units", "list:int", list(_default(CompositionConfig, "formula_units")))
     if any(u < 1 for u in units):
         raise table.error("formula_units", f"must be positive integers, got {units}")
     guests = table.get("guests", "list:str", hint="the species generated into the host, e.g. [\"Li\"]")
@@ -357,7 +493,7 @@ def _composition(table: _Table, base: Path) -> CompositionConfig:
             raise table.error(f"host_files[{index}]", f"names {path}, which does not exist")
         files.append(path)
     table.done()
-    return CompositionConfig(formula, tuple(units), tuple(guests), tuple(files))
+    return CompositionConfig(formula=formula, formula_units=tuple(units), guests=tuple(guests), host_files=tuple(files))
 
 
 def load_config(path: str | Path) -> CampaignConfig:
@@ -374,39 +510,39 @@ def load_config(path: str | Path) -> CampaignConfig:
                           "[[compositions]] table)")
     base = path.resolve().parent
     top = _Table(data, "", path)
-    output = (base / Path(top.get("output", "str", "chggen_campaign")).expanduser()).resolve()
+    output = (base / Path(top.get("output", "str", DEFAULT_OUTPUT)).expanduser()).resolve()
     existing = next(p for p in (output, *output.parents) if p.exists())
     if not existing.is_dir():
         raise top.error("output", f"names {output}, but {existing} is a file, not a folder; "
                                   "choose another output folder")
-    seed = top.get("seed", "int", 0)
+    seed = top.get("seed", "int", _default(CampaignConfig, "seed"))
 
     model = top.table("model")
     source = model.get("source", "str", None)
     if source is not None and (base / Path(source).expanduser()).exists():  # a file next to the config
         source = str((base / Path(source).expanduser()).resolve())  # (else a name the adapter resolves)
-    model_config = ModelConfig(model.get("name", "str", hint="a score model, see `chggen models`"),
-                               source, check_device(model.get("device", "str", "cpu"),
-                                                    f"{path}: key '{model.key('device')}'"),
-                               model.positive("own_samples", "int", 0, minimum=0))
+    model_config = ModelConfig(
+        name=model.get("name", "str", hint="a score model, see `chggen models`"), source=source,
+        device=check_device(model.get("device", "str", _default(ModelConfig, "device")),
+                            f"{path}: key '{model.key('device')}'"),
+        own_samples=model.positive("own_samples", "int", _default(ModelConfig, "own_samples"), minimum=0))
     model.done()
 
     sampler = top.table("sampler")
-    sampler_config = SamplerConfig(sampler.positive("jump_length", "int", 10),
-                                   sampler.positive("resamples", "int", None),
-                                   sampler.positive("unconditional_resamples", "int", 1),
-                                   sampler.positive("batch_size", "int", 64))
+    sampler_config = SamplerConfig(**{name: sampler.positive(name, "int", _default(SamplerConfig, name))
+                                      for name in ("jump_length", "resamples", "unconditional_resamples",
+                                                   "batch_size")})
     sampler.done()
 
     cells = top.table("cells")
-    v0 = cells.get("v0", "float", DEFAULT_V0)
+    v0 = cells.get("v0", "float", _default(CellsConfig, "v0"))
     if not v0 > 0:
         raise cells.error("v0", f"must be > 0 A^3/atom, got {v0}")
-    systems = cells.get("systems", "list:str", list(LATTICE_SYSTEMS))
+    systems = cells.get("systems", "list:str", list(_default(CellsConfig, "systems")))
     unknown = [s for s in systems if s not in LATTICE_SYSTEMS]
     if unknown:
         raise cells.error("systems", f"has {unknown[0]!r}, not one of {', '.join(LATTICE_SYSTEMS)}")
-    ratios = cells.get("ratios", "list:float", list(AXIS_RATIOS))
+    ratios = cells.get("ratios", "list:float", list(_default(CellsConfig, "ratios")))
     if any(r <= 0 for r in ratios):
         raise cells.error("ratios", f"must all be > 0, got {ratios}")
     count = cells.get("count", "int", None)
@@ -414,40 +550,45 @@ def load_config(path: str | Path) -> CampaignConfig:
         raise cells.error("count", "and samples_per_cell exclude each other: give one")
     if count is not None and count < 1:
         raise cells.error("count", f"must be >= 1, got {count}")
-    cells_config = CellsConfig(v0, tuple(systems), tuple(ratios), cells.positive("samples_per_cell", "int", 1),
-                               cells.positive("rounds", "int", 1), count)
+    cells_config = CellsConfig(v0=v0, systems=tuple(systems), ratios=tuple(ratios), count=count,
+                               samples_per_cell=cells.positive("samples_per_cell", "int",
+                                                               _default(CellsConfig, "samples_per_cell")),
+                               rounds=cells.positive("rounds", "int", _default(CellsConfig, "rounds")))
     cells.done()
 
     relax = top.table("relax")
-    fmax = relax.get("fmax", "float", FMAX)
+    fmax = relax.get("fmax", "float", _default(RelaxConfig, "fmax"))
     if not fmax > 0:
         raise relax.error("fmax", f"must be > 0 eV/A, got {fmax}")
-    relax_config = RelaxConfig(fmax, relax.positive("max_steps", "int", MAX_STEPS, minimum=0),
-                               relax.get("keep_symmetry", "bool", False))
+    relax_config = RelaxConfig(fmax=fmax, max_steps=relax.positive("max_steps", "int", _default(RelaxConfig, "max_steps"),
+                                                                   minimum=0),
+                               keep_symmetry=relax.get("keep_symmetry", "bool", _default(RelaxConfig, "keep_symmetry")))
     relax.done()
 
     hosts = top.table("hosts")
-    cell = hosts.get("cell", "str", "conventional")
+    cell = hosts.get("cell", "str", _default(HostsConfig, "cell"))
     if cell not in ("conventional", "primitive"):
         raise hosts.error("cell", f"must be \"conventional\" or \"primitive\", got {cell!r}")
-    methods = hosts.get("methods", "list:str", list(CAMPAIGN[:1]))
+    methods = hosts.get("methods", "list:str", list(_default(HostsConfig, "methods")))
     if any(m not in CAMPAIGN for m in methods) or len(set(methods)) != len(methods):
         raise hosts.error("methods", f"must be distinct names from {', '.join(CAMPAIGN)}, got {methods}")
-    snap = hosts.get("snap_symprec", "float", 0.5)
+    snap = hosts.get("snap_symprec", "float", _default(HostsConfig, "snap_symprec"))
     if not snap > 0:
         raise hosts.error("snap_symprec", f"must be > 0 A, got {snap}")
-    hosts_config = HostsConfig(hosts.positive("per_composition", "int", 3, minimum=0),
-                               hosts.positive("samples", "int", 8), cell, tuple(methods), snap)
+    hosts_config = HostsConfig(per_composition=hosts.positive("per_composition", "int",
+                                                              _default(HostsConfig, "per_composition"), minimum=0),
+                               samples=hosts.positive("samples", "int", _default(HostsConfig, "samples")),
+                               cell=cell, methods=tuple(methods), snap_symprec=snap)
     hosts.done()
 
     symmetry = top.table("symmetry")
-    symprec = symmetry.get("symprec", "float", SYMPREC)
+    symprec = symmetry.get("symprec", "float", _default(SymmetryConfig, "symprec"))
     if not symprec > 0:
         raise symmetry.error("symprec", f"must be > 0 A, got {symprec}")
-    angle = symmetry.get("angle_tolerance", "float", ANGLE_TOLERANCE)
+    angle = symmetry.get("angle_tolerance", "float", _default(SymmetryConfig, "angle_tolerance"))
     if not angle > 0:
         raise symmetry.error("angle_tolerance", f"must be > 0 degrees, got {angle}")
-    libraries = symmetry.get("libraries", "list:str", list(LIBRARIES))
+    libraries = symmetry.get("libraries", "list:str", list(_default(SymmetryConfig, "libraries")))
     if any(lib not in LIBRARIES for lib in libraries) or len(set(libraries)) != len(libraries):
         raise symmetry.error("libraries", f"must be distinct names from {', '.join(LIBRARIES)}, got {libraries}")
     symmetry_config = SymmetryConfig(symprec, angle, tuple(libraries))
@@ -455,19 +596,23 @@ def load_config(path: str | Path) -> CampaignConfig:
 
     stability = top.table("stability")
     cache = stability.path("cache", base, must_exist=False) or output / "hull"
-    stability_config = StabilityConfig(stability.path("entries", base), cache,
-                                       stability.positive("reference_max_atoms", "int", 8),
-                                       stability.positive("reference_per_formula", "int", 2),
-                                       stability.get("threshold", "float", DEFAULT_THRESHOLD))
+    stability_config = StabilityConfig(
+        entries=stability.path("entries", base), cache=cache,
+        reference_max_atoms=stability.positive("reference_max_atoms", "int",
+                                               _default(StabilityConfig, "reference_max_atoms")),
+        reference_per_formula=stability.positive("reference_per_formula", "int",
+                                                 _default(StabilityConfig, "reference_per_formula")),
+        threshold=stability.get("threshold", "float", _default(StabilityConfig, "threshold")))
     stability.done()
 
     shortlist = top.table("shortlist")
-    shortlist_max = shortlist.positive("max", "int", 20)
+    shortlist_max = shortlist.positive("max", "int", _default(CampaignConfig, "shortlist_max"))
     shortlist.done()
 
     coordination = top.table("coordination")
-    coordination_config = CoordinationConfig(coordination.path("training", base),
-                                             coordination.positive("max_structures", "int", 300))
+    coordination_config = CoordinationConfig(
+        training=coordination.path("training", base),
+        max_structures=coordination.positive("max_structures", "int", _default(CoordinationConfig, "max_structures")))
     coordination.done()
 
     top.taken.add("compositions")
@@ -483,6 +628,11 @@ def load_config(path: str | Path) -> CampaignConfig:
     if repeated:
         raise ChggenError(f"{path}: key 'compositions' lists {repeated} twice; merge its formula_units")
     top.done()
-    return CampaignConfig(path.resolve(), output, seed, model_config, sampler_config, cells_config,
-                          relax_config, hosts_config, symmetry_config, stability_config, shortlist_max,
-                          coordination_config, compositions)
+    return CampaignConfig(path=path.resolve(), output=output, seed=seed, model=model_config,
+                          sampler=sampler_config, cells=cells_config, relax=relax_config, hosts=hosts_config,
+                          symmetry=symmetry_config, stability=stability_config, shortlist_max=shortlist_max,
+                          coordination=coordination_config, compositions=compositions)
+
+
+if __name__ == "__main__":
+    sys.stdout.write(markdown())
