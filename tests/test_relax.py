@@ -53,7 +53,7 @@ def test_failure_is_recorded_and_the_batch_goes_on(relaxer: Relaxer) -> None:
 def test_step_budget_is_respected(relaxer: Relaxer) -> None:
     start = diamond_si()
     start.translate_sites([0], [0.3, 0.0, 0.0], frac_coords=False)
-    result = Relaxer(max_steps=2, model=relaxer.model).relax(start)
+    result = Relaxer(max_steps=2, relaxer=relaxer.loaded).relax(start)
     assert result.steps == 2 and not result.converged and not result.ok and result.error is None
 
 
@@ -73,4 +73,4 @@ def test_site_rmsd_ignores_rigid_shifts_and_wraps() -> None:
 
 def test_bad_settings_are_one_line_errors(relaxer: Relaxer) -> None:
     with pytest.raises(ChggenError, match="fmax"):
-        Relaxer(fmax=0, model=relaxer.model)
+        Relaxer(fmax=0, relaxer=relaxer.loaded)

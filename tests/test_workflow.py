@@ -398,7 +398,7 @@ def test_fix_symmetry_relaxation_keeps_the_group_exactly(relaxer):
     start.perturb(0.003, min_distance=0.002)
     assert space_group(start, 0.01, 5.0).number == 216 and space_group(start, 1e-4, 1.0).number == 1
     for keep, group in ((True, 216), (False, 1)):
-        relaxed = Relaxer(max_steps=5, model=relaxer.model, keep_symmetry=keep).relax(start).structure
+        relaxed = Relaxer(max_steps=5, relaxer=relaxer.loaded, keep_symmetry=keep).relax(start).structure
         assert space_group(relaxed, 1e-4, 1.0).number == group, keep
 
 

@@ -11,6 +11,9 @@ module in the entry-point group ``chggen`` and mark functions there with ``@hook
     @hookimpl
     def chggen_score_models():
         return [ModelSpec(name="mymodel", load=load, summary="what it is, what it was trained on")]
+
+A relaxer (an interatomic potential every generated structure is relaxed with) is contributed the
+same way, through `chggen_relaxers` (docs/guides/relaxers.md).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import TYPE_CHECKING, Callable
 import pluggy
 
 if TYPE_CHECKING:  # annotations only: every `chggen` command loads this module, and torch takes seconds
+    from ase.calculators.calculator import Calculator
     from pymatgen.core import Composition, Structure
 
     from chggen_plugins.contract.protocol import ScoreModel
@@ -58,9 +62,30 @@ structures are returned as generated, unrelaxed.
 """
 
 
+@dataclass(frozen=True)
+class RelaxerSpec:
+    """A relaxer a plugin offers: the ASE calculator every generated structure is relaxed with.
+
+    calculator(device) builds the calculator, weights loaded (called once per run, so it may take
+    seconds; "cpu" or a torch device such as "cuda"). version() names the code and weights, e.g.
+    "chgnet 0.4.2, model 0.3.0": it is stored in every row and in the resume fingerprint, so it must
+    change whenever the energies would, and must be cheap (no weights loaded).
+    """
+
+    name: str
+    summary: str
+    calculator: Callable[[str], "Calculator"]
+    version: Callable[[], str]
+
+
 @hookspec
 def chggen_score_models() -> list[ModelSpec]:
     """Return the score models this plugin provides (names must be unique across plugins)."""
+
+
+@hookspec
+def chggen_relaxers() -> list[RelaxerSpec]:
+    """Return the relaxers this plugin provides (names must be unique across plugins)."""
 
 
 @hookspec

@@ -1,4 +1,4 @@
-"""Finding score models: a pluggy PluginManager fed only by the ``chggen`` entry-point group.
+"""Finding score models and relaxers: a pluggy PluginManager fed only by the ``chggen`` entry-point group.
 
 The core never imports an adapter. Whatever is pip-installed and declares an entry point in the group
 is loaded here, exactly as pytest finds its plugins.
@@ -10,17 +10,21 @@ import difflib
 import importlib.metadata
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 from chggen_plugins.contract import hookspecs
 from chggen_plugins.contract.devices import check_device
-from chggen_plugins.contract.hookspecs import ModelSpec
+from chggen_plugins.contract.hookspecs import ModelSpec, RelaxerSpec
 from chggen_plugins.errors import ChggenError
 
 if TYPE_CHECKING:
+    from ase.calculators.calculator import Calculator
+
     from chggen_plugins.contract.protocol import ScoreModel
+
+DEFAULT_RELAXER = "chgnet"  # the core's own (chggen_plugins/evaluation/chgnet_relaxer.py)
 
 
 @dataclass(frozen=True)
@@ -102,27 +106,95 @@ def plugin_manager() -> pluggy.PluginManager:
     return plugins().manager
 
 
-def _offered(manager: pluggy.PluginManager | None) -> dict[str, list[InstalledModel]]:
-    """Every model registration of every plugin, by model name (a name may come more than once)."""
+@dataclass(frozen=True)
+class InstalledRelaxer:
+    spec: RelaxerSpec
+    origin: str  # "distribution version (module)" of the plugin that registered it
+
+
+@dataclass(frozen=True)
+class LoadedRelaxer:
+    """A relaxer ready to use: its ASE calculator and the name and version every row records.
+
+    Built by `load_relaxer`, or by hand around any ASE calculator (EMT, a DFT code, a potential no
+    plugin registers): `LoadedRelaxer("emt", f"ase {ase.__version__}", EMT())`.
+    """
+
+    name: str
+    version: str
+    calculator: Calculator
+
+
+def _offered(hook: str, wrap: type, manager: pluggy.PluginManager | None) -> dict[str, list[Any]]:
+    """Every registration of `hook` (chggen_score_models, chggen_relaxers) by every plugin, by name
+    (a name may come more than once), each as `wrap(spec, origin)`."""
     manager = manager or plugin_manager()
     origins = plugins().origins
-    offered: dict[str, list[InstalledModel]] = {}
-    for impl in manager.hook.chggen_score_models.get_hookimpls():
+    offered: dict[str, list[Any]] = {}
+    for impl in getattr(manager.hook, hook).get_hookimpls():
         origin = origins.get(id(impl.plugin), impl.plugin_name)
         for spec in impl.function():
-            offered.setdefault(spec.name, []).append(InstalledModel(spec, origin))
+            offered.setdefault(spec.name, []).append(wrap(spec, origin))
     return offered
 
 
 def installed_models(manager: pluggy.PluginManager | None = None) -> dict[str, InstalledModel]:
     """Every model offered by exactly one plugin, by name (see `clashing_models` for the others)."""
-    return {name: found[0] for name, found in _offered(manager).items() if len(found) == 1}
+    offered = _offered("chggen_score_models", InstalledModel, manager)
+    return {name: found[0] for name, found in offered.items() if len(found) == 1}
 
 
 def clashing_models(manager: pluggy.PluginManager | None = None) -> dict[str, list[InstalledModel]]:
     """Model names several plugins register: listed by `chggen models`, refused by `load_model`;
     one clash leaves every other model usable."""
-    return {name: found for name, found in _offered(manager).items() if len(found) > 1}
+    return {name: found for name, found in _offered("chggen_score_models", InstalledModel, manager).items()
+            if len(found) > 1}
+
+
+def installed_relaxers(manager: pluggy.PluginManager | None = None) -> dict[str, InstalledRelaxer]:
+    """Every relaxer offered by exactly one plugin, by name (a name two plugins register is refused
+    by `relaxer_spec`)."""
+    offered = _offered("chggen_relaxers", InstalledRelaxer, manager)
+    return {name: found[0] for name, found in offered.items() if len(found) == 1}
+
+
+def relaxer_spec(name: str, manager: pluggy.PluginManager | None = None) -> RelaxerSpec:
+    """The registration of relaxer `name`, checked before any weights load (its `version()` is cheap).
+
+    Args:
+        name: a relaxer name (`--relaxer`, `[relax] relaxer`).
+        manager: the plugin manager (tests give their own; default: the entry points).
+
+    Returns:
+        The plugin's RelaxerSpec; an unknown or doubly registered name is a one-line ChggenError
+        that lists the installed relaxers, so a typo is fixed from the message alone.
+    """
+    offered = _offered("chggen_relaxers", InstalledRelaxer, manager)
+    if len(offered.get(name, ())) > 1:
+        raise ChggenError(f"relaxer name {name!r} is registered by several plugins: "
+                          f"{' and '.join(sorted(found.origin for found in offered[name]))}; uninstall all but one")
+    if name not in offered:
+        known = ", ".join(sorted(n for n, found in offered.items() if len(found) == 1)) or "none"
+        broken = "".join(f"; plugin {plugin!r} failed to load: {reason}" for plugin, reason in plugins().broken.items())
+        raise ChggenError(f"unknown relaxer {name!r}; installed relaxers: {known} (an adapter such as "
+                          f"adapters/sevennet adds more){broken}")
+    return offered[name][0].spec
+
+
+def load_relaxer(name: str, device: str = "cpu", manager: pluggy.PluginManager | None = None) -> LoadedRelaxer:
+    """Build relaxer `name`'s calculator on `device` (weights loaded once; reuse the result).
+
+    Args:
+        name: a relaxer name; an unknown one is refused in one line listing the installed ones.
+        device: "cpu" or a torch device, checked before anything loads.
+        manager: the plugin manager (default: the entry points).
+
+    Returns:
+        The calculator with the name and version every relaxed row records.
+    """
+    check_device(device)
+    spec = relaxer_spec(name, manager)
+    return LoadedRelaxer(name, spec.version(), spec.calculator(device))
 
 
 def load_model(name: str, source: str | None = None, device: str = "cpu",

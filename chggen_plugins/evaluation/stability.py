@@ -142,12 +142,12 @@ def mp_entries(elements: Iterable[str], cache_dir: str | Path, api_key: str) -> 
 
 
 def _static_energy(relaxer: Relaxer, structure) -> float | None:
-    """CHGNet energy per atom without relaxing (4-5x cheaper): ranks prototype candidates."""
+    """The relaxer's energy per atom without relaxing (4-5x cheaper): ranks prototype candidates."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return float(relaxer.model.predict_structure(structure, task="e")["e"])
-    except Exception:  # a candidate CHGNet cannot evaluate is just not a candidate
+            return relaxer.energy(structure)
+    except Exception:  # a candidate the relaxer cannot evaluate is just not a candidate
         return None
 
 
