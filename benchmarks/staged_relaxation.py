@@ -6,8 +6,9 @@ host and the cell fixed, then "all"; the budget is shared, see `Relaxer`). Repor
 overall: FIRE steps (median, the sum over stages), final energy per atom (median, and how often staged
 ends lower or higher by more than 1 meV/atom), converged count and CPU seconds. One torch thread.
 
-Hosts: Li into diamond Si (examples/si_host.cif, 8 atoms) and into a 2x2x2 supercell of 1T-TiS2
-(examples/tis2_host.cif, 24 atoms), inpainted with the native model on a 100-level ladder.
+Hosts: Li into diamond Si (examples/si_host.cif, 8 atoms; 2 and 8 Li) and into a 2x2x2 supercell of
+1T-TiS2 (examples/tis2_host.cif, 24 atoms; 4 and 8 Li), inpainted with the native model on a
+100-level ladder: a dilute and a full guest content for each host.
 
     nice python benchmarks/staged_relaxation.py --samples 10
 """
@@ -34,7 +35,9 @@ from chggen_plugins.files import replacing  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 HOSTS = {"Li2Si8": (ROOT / "examples/si_host.cif", (1, 1, 1), {"Li": 2}),
-         "Li4Ti8S16": (ROOT / "examples/tis2_host.cif", (2, 2, 2), {"Li": 4})}
+         "Li8Si8": (ROOT / "examples/si_host.cif", (1, 1, 1), {"Li": 8}),
+         "Li4Ti8S16": (ROOT / "examples/tis2_host.cif", (2, 2, 2), {"Li": 4}),
+         "Li8Ti8S16": (ROOT / "examples/tis2_host.cif", (2, 2, 2), {"Li": 8})}
 MODES = {"one-stage": (ALL,), "staged": (GUESTS, ALL)}
 LOWER = 1e-3  # eV/atom: an energy difference below this counts as a tie
 

@@ -176,7 +176,7 @@ class Campaign:
     def _common(self, spec: CompositionConfig, method: str) -> dict[str, Any]:
         cfg = self.config
         return {"composition": spec.name, "method": method, **self.run_model.fields(), "campaign_seed": cfg.seed,
-                "relax_fmax": cfg.relax.fmax, "relax_max_steps": cfg.relax.max_steps}
+                "relax_fmax": cfg.relax.fmax, "relax_max_steps": cfg.relax.max_steps, **self.relaxer.fields()}
 
     def _shards(self, spec: CompositionConfig, method: str, key: str, host: Structure, guests: dict[str, int],
                 jobs: list[tuple[str, dict[str, Any]]], resamples: int,

@@ -36,8 +36,9 @@ from pymatgen.io.cif import CifWriter
 from tqdm import tqdm
 
 from chggen_plugins.api import ModelLike, sample_tasks
+from chggen_plugins.contract.registry import DEFAULT_RELAXER
 from chggen_plugins.errors import ChggenError
-from chggen_plugins.evaluation.relax import FMAX, MAX_STEPS, Relaxer
+from chggen_plugins.evaluation.relax import DEFAULT_STAGES, FMAX, MAX_STEPS, Relaxer
 from chggen_plugins.evaluation.stability import reference_candidates
 from chggen_plugins.evaluation.voltage import Intercalation, guest_charge, host_units, pseudo_binary
 from chggen_plugins.runs.config import DEFAULT_SYMMETRY
@@ -141,7 +142,8 @@ class Sweep:
                  model_source: str | None = None, levels: int | None = None, seed: int | None = None,
                  jump_length: int = 10, resamples: int | None = None, fmax: float = FMAX, max_steps: int = MAX_STEPS,
                  reference: StructureLike | None = None, strip: bool = False, symmetric: bool = False,
-                 relaxer: Relaxer | None = None, device: str = "cpu", progress: bool = True,
+                 relaxer: str | Relaxer = DEFAULT_RELAXER, stages: Sequence[str] = DEFAULT_STAGES,
+                 device: str = "cpu", progress: bool = True,
                  on_result: Callable[[StoredResult], None] | None = None) -> None:
         self.host, cells = prepare_host(host, guest, supercell, strip)
         self.guest, self.cell = guest, "x".join(map(str, cells))
@@ -162,12 +164,13 @@ class Sweep:
         self.reference = to_structure(reference, "reference")[0] if reference is not None else None
         if self.reference is not None and self.reference.composition.reduced_formula != guest:
             raise ChggenError(f"reference: {self.reference.composition.formula} is not elemental {guest}")
-        self.relaxer = relaxer if relaxer is not None else Relaxer(fmax, max_steps)
+        self.relaxer = relaxer if isinstance(relaxer, Relaxer) else Relaxer(fmax, max_steps, relaxer=relaxer,
+                                                                            stages=stages)
         self.fingerprint = {
             "kind": "intercalation", "host": _digest(self.host), "guest": guest, "supercell": self.cell,
             "counts": ",".join(map(str, self.counts)), "samples": str(samples), "methods": ",".join(self.methods),
             **self.run_model.fingerprint(), "seed": str(seed),
-            "relax": f"fmax {self.relaxer.fmax} steps {self.relaxer.max_steps}",
+            **self.relaxer.fingerprint(),
             "reference": "aflow-prototypes" if self.reference is None else _digest(self.reference)}
         self.common = {"guest": guest, "host_formula": self.host.composition.reduced_formula, "supercell": self.cell,
                        **self.run_model.fields(), "seed": seed, "relax_fmax": self.relaxer.fmax,
@@ -239,8 +242,8 @@ def intercalate(host: StructureLike, guest: str, counts: Sequence[int], model: M
     `model` is a registered name (with `model_source`) or a ScoreModel; `levels` puts a model that
     offers `with_levels` (native, MatterGen) on another ladder. `reference` is the guest's elemental
     structure (default: the lowest of the AFLOW elemental prototypes after relaxation). `symmetric`
-    adds K symmetric samples per count beside the free ones. A given `relaxer` replaces `fmax` /
-    `max_steps`. Other options (seed, jump_length, resamples, strip, device, progress, on_result):
+    adds K symmetric samples per count beside the free ones. `relaxer` is a relaxer name (with
+    `fmax`, `max_steps` and `stages`, see `Relaxer`) or a Relaxer, which replaces those. Other options (seed, jump_length, resamples, strip, device, progress, on_result):
     see `Sweep`.
     """
     return Sweep(host, guest, counts, model, out, samples, supercell, **options).run(echo)
@@ -288,14 +291,16 @@ def _rows(thermo: Intercalation, store: ResultStore) -> list[dict[str, Any]]:
         line = {"x": round(x, 6), "count": row.get("count"), "formula": None, "energy": None, "e_per_atom": None,
                 "formation_energy": None, "e_above_hull": None, "on_hull": False, "space_group": None,
                 "sg_number": None, "steps": None, "status": "none converged", "method": None,
-                "converged_samples": 0, "samples": len(generated), "uid": None}
+                "converged_samples": 0, "samples": len(generated), "uid": None, "relaxer": None,
+                "relaxer_version": None}
         if point:
             line.update(formula=point.entry.composition.reduced_formula, energy=round(point.entry.energy, 6),
                         e_per_atom=round(row.get("e_per_atom"), 6), formation_energy=round(point.formation_energy, 6),
                         e_above_hull=round(point.e_above_hull, 6), on_hull=point.on_hull,
                         space_group=row.get("sg_spglib_symbol"), sg_number=row.get("sg_spglib"),
                         steps=row.get("steps"), status=row.get("status"), method=row.get("method"),
-                        converged_samples=point.candidates, uid=row.uid)
+                        converged_samples=point.candidates, uid=row.uid, relaxer=row.get("relaxer"),
+                        relaxer_version=row.get("relaxer_version"))
         rows.append(line)
     return rows
 

@@ -56,8 +56,9 @@ from chggen_plugins.applications.site_guidance import (
     assign_to_sites,
     random_orderings,
 )
+from chggen_plugins.contract.registry import DEFAULT_RELAXER
 from chggen_plugins.errors import ChggenError
-from chggen_plugins.evaluation.relax import FMAX, MAX_STEPS, Relaxer
+from chggen_plugins.evaluation.relax import DEFAULT_STAGES, FMAX, MAX_STEPS, Relaxer
 from chggen_plugins.files import replacing
 from chggen_plugins.runs.config import DEFAULT_SYMMETRY
 from chggen_plugins.runs.methods import INPAINTING, INPAINTING_SITES, ORDERING, PYMATGEN, RANDOM, check_methods
@@ -280,7 +281,8 @@ class Ordering:
                  methods: Sequence[str] = MODEL_METHODS, keep: int | None = None, model_source: str | None = None,
                  levels: int | None = None, seed: int | None = None, jump_length: int = 10, resamples: int | None = None,
                  width: float = WIDTH, site_pull: float = 0.0, oxidation_states: dict[str, float] | None = None, fmax: float = FMAX,
-                 max_steps: int = MAX_STEPS, relaxer: Relaxer | None = None, device: str = "cpu",
+                 max_steps: int = MAX_STEPS, relaxer: str | Relaxer = DEFAULT_RELAXER,
+                 stages: Sequence[str] = DEFAULT_STAGES, device: str = "cpu",
                  progress: bool = True, on_result: Callable[[StoredResult], None] | None = None) -> None:
         self.problem = ordering_problem(source, supercell)
         if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
@@ -305,14 +307,15 @@ class Ordering:
         self.run_model = model_run(model if needs_model else None, model_source, levels, device,
                                    SamplerSettings(jump_length, resamples), [self.task])
         self.model, self.settings = self.run_model.model, self.run_model.settings
-        self.relaxer = relaxer if relaxer is not None else Relaxer(fmax, max_steps)
+        self.relaxer = relaxer if isinstance(relaxer, Relaxer) else Relaxer(fmax, max_steps, relaxer=relaxer,
+                                                                            stages=stages)
         states = ",".join(f"{s}:{v:g}" for s, v in sorted((oxidation_states or {}).items())) or "bv"
         self.fingerprint = {
             "kind": "ordering", "structure": _occupancy_digest(self.problem.disordered), "supercell": self.problem.cell,
             "samples": str(samples), "methods": ",".join(self.methods), **self.run_model.fingerprint(),
             "seed": str(seed),
             "width": f"{width:g}", "site_pull": f"{site_pull:g}", "oxidation_states": states,
-            "relax": f"fmax {self.relaxer.fmax} steps {self.relaxer.max_steps}"}
+            **self.relaxer.fingerprint()}
         self.common = {"source_formula": self.problem.disordered.composition.reduced_formula, "supercell": self.problem.cell,
                        **self.run_model.fields(), "seed": seed, "relax_fmax": self.relaxer.fmax,
                        "relax_max_steps": self.relaxer.max_steps}
@@ -411,7 +414,7 @@ def order(source: StructureLike | str | Path, model: ModelLike | None, out: str 
     `methods`: any of inpainting, inpainting-sites (both need `model`), pymatgen, random. `oxidation_states`
     ({"Li": 1, ...}) for pymatgen's ordering and the Ewald column (default: BVAnalyzer). `site_pull`
     (default 0: none) and `width` (A): strength and final std of inpainting-sites' optional pull. Others as for `intercalate` (levels, seed, jump_length,
-    resamples, fmax, max_steps, relaxer, device, progress, on_result).
+    resamples, fmax, max_steps, relaxer, stages, device, progress, on_result).
     """
     return Ordering(source, model, out, samples, supercell, **options).run(echo)
 
@@ -419,7 +422,7 @@ def order(source: StructureLike | str | Path, model: ModelLike | None, out: str 
 def _cif_header(row: dict[str, Any]) -> str:
     ewald = "-" if row["ewald_per_atom"] is None else f"{row['ewald_per_atom']:.4f} eV/atom"
     return (f"# chggen order: rank {row['rank']}, method {row['method']} ({row['uid']})\n"
-            f"# CHGNet energy {row['e_per_atom']:.5f} eV/atom ({row['status']}), space group "
+            f"# {row['relaxer']} energy {row['e_per_atom']:.5f} eV/atom ({row['status']}), space group "
             f"{row['space_group']} (spglib symprec {DEFAULT_SYMMETRY.symprec} A), Ewald energy {ewald}\n")
 
 
@@ -439,7 +442,8 @@ def write_outputs(store: ResultStore, out: Path, methods: Sequence[str], keep: i
                "e_per_atom": r.get("e_per_atom"), "space_group": r.get("sg_spglib_symbol"),
                "sg_number": r.get("sg_spglib"), "ewald_per_atom": ewald_per_atom(r.structure, states) if ok else None,
                "site_distance": r.get("site_distance"), "steps": r.get("steps"), "rank": rank_of.get(r.uid),
-               "cif": None, "error": r.get("error")}
+               "cif": None, "error": r.get("error"), "relaxer": r.get("relaxer"),
+               "relaxer_version": r.get("relaxer_version")}
         if row["rank"] is not None:
             name = f"{row['rank']:02d}_{row['method']}_{str(row['space_group']).replace('/', '_')}.cif"
             row["cif"] = f"structures/{name}"

@@ -27,8 +27,9 @@ from typing import Any
 from pymatgen.core import Composition, Element
 
 from chggen_plugins.contract.protocol import ScoreModel
-from chggen_plugins.contract.registry import installed_models, load_model, plugins
+from chggen_plugins.contract.registry import DEFAULT_RELAXER, installed_models, load_model, plugins
 from chggen_plugins.errors import ChggenError
+from chggen_plugins.evaluation.relax import DEFAULT_STAGES
 from chggen_plugins.files import output_folder
 from chggen_plugins.structures.systems import formula as reduced_formula
 
@@ -90,8 +91,10 @@ def load_backend(name: str, source: str | None) -> tuple[ScoreModel | None, str 
 
 
 def campaign_toml(name: str, source: str | None, cases: Sequence[Case], samples: int, hosts: int,
-                  seed: int, max_steps: int, hull_cache: Path, entries: Path | None) -> str:
-    """The campaign of one backend: `samples` structures per method, composition and cell size."""
+                  seed: int, max_steps: int, hull_cache: Path, entries: Path | None,
+                  relaxer: str = DEFAULT_RELAXER, stages: Sequence[str] = DEFAULT_STAGES) -> str:
+    """The campaign of one backend: `samples` structures per method, composition and cell size,
+    relaxed with `relaxer` in `stages` (the same for every backend)."""
     has_own = installed_models()[name].spec.generate is not None
     lines = [f"output = {json.dumps('.')}", f"seed = {seed}", "[model]", f"name = {json.dumps(name)}"]
     if source is not None:
@@ -99,6 +102,7 @@ def campaign_toml(name: str, source: str | None, cases: Sequence[Case], samples:
     if has_own:
         lines.append(f"own_samples = {samples}")
     lines += ["[cells]", f"count = {samples}", "[relax]", f"max_steps = {max_steps}",
+              f"relaxer = {json.dumps(relaxer)}", f"stages = {json.dumps(list(stages))}",
               "[hosts]", f"per_composition = {hosts}", f"samples = {ceil(samples / hosts)}",
               "[stability]", f"cache = {json.dumps(str(hull_cache))}"]
     if entries is not None:
@@ -111,7 +115,8 @@ def campaign_toml(name: str, source: str | None, cases: Sequence[Case], samples:
 
 def run_symmetry_benchmark(models: Sequence[str], sources: dict[str, str], cases: Sequence[Case], samples: int,
                            out: Path, hosts: int = 3, seed: int = 0, max_steps: int = 500,
-                           entries: Path | None = None, progress: bool = True,
+                           entries: Path | None = None, progress: bool = True, relaxer: str = DEFAULT_RELAXER,
+                           stages: Sequence[str] = DEFAULT_STAGES,
                            ) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
     """(summary rows of every backend that ran, [(backend, why skipped)]); writes CSV and plot."""
     from chggen_plugins.applications.campaign import run_campaign
@@ -140,7 +145,7 @@ def run_symmetry_benchmark(models: Sequence[str], sources: dict[str, str], cases
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "campaign.toml").write_text(campaign_toml(
             name, sources.get(name), cases, samples, hosts, seed, max_steps, out / "hull",
-            Path(entries).resolve() if entries is not None else None))
+            Path(entries).resolve() if entries is not None else None, relaxer, stages))
         config = load_config(folder / "campaign.toml")
         libraries = config.symmetry.libraries
         result = run_campaign(config, model=model, progress=progress)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from chggen_plugins.cli.options import add_quiet, model_sources, seed
+from chggen_plugins.cli.options import add_quiet, add_relax_options, model_sources, seed
 from chggen_plugins.errors import ChggenError
 
 
@@ -40,6 +40,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                           help="ComputedEntry JSON for Ed (default: MP with MP_API_KEY, else a CHGNet hull)")
     symmetry.add_argument("--seed", type=seed, default=0, help="the campaigns' seed (default 0)")
     symmetry.add_argument("--out", default="symmetry_benchmark", help="output folder (default %(default)s)")
+    add_relax_options(symmetry, steps=False)
     add_quiet(symmetry)
     symmetry.set_defaults(run=run)
 
@@ -55,4 +56,5 @@ def run(args: argparse.Namespace) -> None:
         raise ChggenError("--models: give at least one model name, e.g. native,mattergen,diffcsp")
     run_symmetry_benchmark(models, model_sources(args.model_source), parse_cases(args.compositions),
                            args.samples, Path(args.out), hosts=args.hosts, seed=args.seed,
-                           max_steps=args.max_steps, entries=args.entries, progress=not args.quiet)
+                           max_steps=args.max_steps, entries=args.entries, progress=not args.quiet,
+                           relaxer=args.relaxer, stages=args.relax_stages)

@@ -59,5 +59,6 @@ def run(args: argparse.Namespace) -> None:
     intercalate(Path(args.host), args.guest, counts, args.model, Path(args.out), samples=args.samples,
                 supercell=args.supercell, model_source=args.model_source, levels=args.levels, seed=args.seed,
                 jump_length=args.jump_length, resamples=args.resamples, fmax=args.fmax, max_steps=args.max_steps,
+                relaxer=args.relaxer, stages=args.relax_stages,
                 reference=None if args.reference is None else Path(args.reference), strip=args.strip,
                 symmetric=args.symmetric, device=args.device, progress=not args.quiet)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from chggen_plugins.contract.registry import DEFAULT_RELAXER
 from chggen_plugins.errors import ChggenError
 
 MAX_SEED = 2**63 - 1
@@ -85,10 +86,22 @@ def add_sampler_options(parser: argparse.ArgumentParser) -> None:
                         help="RePaint resamples r; 1 = off (default: 3, or 1 for a host-conditioned model)")
 
 
-def add_relax_options(parser: argparse.ArgumentParser) -> None:
-    """--fmax and --max-steps of the CHGNet relaxation."""
-    parser.add_argument("--fmax", type=float, default=0.1, help="CHGNet relaxation fmax, eV/A (default 0.1)")
-    parser.add_argument("--max-steps", type=int, default=500, help="FIRE steps per relaxation (default 500)")
+def relax_stages(text: str) -> tuple[str, ...]:
+    """'guests,all' -> ('guests', 'all'), for --relax-stages (the names are checked by the Relaxer)."""
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def add_relax_options(parser: argparse.ArgumentParser, steps: bool = True) -> None:
+    """--fmax and --max-steps (unless `steps` is False: a command with its own), --relaxer and --relax-stages."""
+    if steps:
+        parser.add_argument("--fmax", type=float, default=0.1, help="relaxation fmax, eV/A (default 0.1)")
+        parser.add_argument("--max-steps", type=int, default=500,
+                            help="FIRE steps per relaxation, shared by its stages (default 500)")
+    parser.add_argument("--relaxer", default=DEFAULT_RELAXER, metavar="NAME",
+                        help=f"relaxer plugin (default {DEFAULT_RELAXER}; an adapter adds more, e.g. sevennet)")
+    parser.add_argument("--relax-stages", type=relax_stages, default=("all",), metavar="STAGES",
+                        help="comma-separated, in order: guests (guest positions only, host fixed, cell fixed; "
+                             "skipped without a host), all (positions and cell) (default all)")
 
 
 def add_quiet(parser: argparse.ArgumentParser) -> None:

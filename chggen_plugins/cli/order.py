@@ -63,4 +63,5 @@ def run(args: argparse.Namespace) -> None:
           methods=methods, keep=args.keep, model_source=args.model_source, levels=args.levels, seed=args.seed,
           jump_length=args.jump_length, resamples=args.resamples, width=args.width, site_pull=args.site_pull,
           oxidation_states=states,
-          fmax=args.fmax, max_steps=args.max_steps, device=args.device, progress=not args.quiet)
+          fmax=args.fmax, max_steps=args.max_steps, relaxer=args.relaxer,
+          stages=args.relax_stages, device=args.device, progress=not args.quiet)

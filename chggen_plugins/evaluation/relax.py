@@ -145,10 +145,12 @@ class Relaxer:
 
     def fingerprint(self) -> dict[str, str]:
         """The relaxation's part of a store's fingerprint (intercalation, ordering): "relax" is the
-        text stores made before relaxers were plugins hold, with the stages added only when they are
-        not the default (so such a store still resumes), and "relaxer" names relaxer and version."""
+        text stores made before relaxers were plugins hold, with the relaxer and the stages added
+        only when they are not the defaults (so such a store still resumes: runs/store.ADDED_KEYS),
+        and "relaxer" names relaxer and version."""
+        relaxer = "" if self.name == DEFAULT_RELAXER else f" relaxer {self.name}"
         stages = "" if self.stages == DEFAULT_STAGES else f" stages {','.join(self.stages)}"
-        return {"relax": f"fmax {self.fmax} steps {self.max_steps}{stages}",
+        return {"relax": f"fmax {self.fmax} steps {self.max_steps}{relaxer}{stages}",
                 "relaxer": f"{self.name} {self.version}"}
 
     def energy(self, structure: Structure) -> float:

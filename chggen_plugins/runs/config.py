@@ -34,10 +34,13 @@ are relative to the config file. A full example with every key and its default:
                                      # in turn (every system at ratio 1 first, then 1.25, 0.75, ...)
 
     [relax]
+    relaxer = "chgnet"               # a relaxer plugin's name (docs/guides/relaxers.md)
     fmax = 0.1                       # eV/A
-    max_steps = 500
+    max_steps = 500                  # FIRE steps, shared by the stages
     keep_symmetry = false            # true: ASE FixSymmetry keeps the space group spglib finds at
                                      # 0.01 A when the relaxation starts (same for every method)
+    stages = ["all"]                 # ["guests", "all"]: guests first with the host fixed (FixAtoms,
+                                     # cell fixed), then everything
 
     [hosts]
     per_composition = 3              # lowest-energy distinct relaxed unconditional structures used
@@ -87,8 +90,9 @@ from typing import Any, get_args, get_origin, get_type_hints
 from pymatgen.core import Composition, Element
 
 from chggen_plugins.contract.devices import check_device
+from chggen_plugins.contract.registry import DEFAULT_RELAXER, relaxer_spec
 from chggen_plugins.errors import ChggenError
-from chggen_plugins.evaluation.relax import FMAX, MAX_STEPS
+from chggen_plugins.evaluation.relax import DEFAULT_STAGES, FMAX, MAX_STEPS, check_stages
 from chggen_plugins.evaluation.stability import DEFAULT_THRESHOLD
 from chggen_plugins.evaluation.symmetry import ANGLE_TOLERANCE, LIBRARIES, SYMPREC
 from chggen_plugins.runs.methods import CAMPAIGN
@@ -171,13 +175,18 @@ class CellsConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class RelaxConfig:
-    """CHGNet relaxation (FIRE, cell relaxed) of every generated structure."""
+    """The relaxation (FIRE, cell relaxed) of every generated structure, by default with CHGNet."""
 
+    relaxer: str = _key("a relaxer plugin's name: `chgnet` (the core's), or one an adapter registers "
+                        "(`sevennet`; docs: relaxers)", default=DEFAULT_RELAXER)
     fmax: float = _key("force convergence threshold", "eV/A", default=FMAX)
-    max_steps: int = _key("FIRE step budget; a structure still above fmax is `unconverged`", "steps",
-                          default=MAX_STEPS)
+    max_steps: int = _key("FIRE step budget of the whole relaxation, shared by its stages; a structure "
+                          "still above fmax is `unconverged`", "steps", default=MAX_STEPS)
     keep_symmetry: bool = _key("relax under ASE's FixSymmetry, keeping the space group spglib finds at "
                                "0.01 A when the relaxation starts (the same for every method)", default=False)
+    stages: tuple[str, ...] = _key("in order: \"guests\" (guest positions only, host held by FixAtoms, cell "
+                                   "fixed; skipped for structures without a host) and \"all\" (positions and "
+                                   "cell)", default=DEFAULT_STAGES)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -284,12 +293,17 @@ class CampaignConfig:
         Thresholds, shortlist size and the coordination report only shape the report, so they may
         change between a run and its resume; anything else may not. Files count by their contents,
         never their paths (a campaign folder moved or copied elsewhere resumes); the hull cache is
-        where results are kept, not a setting.
+        where results are kept, not a setting. "relaxer" is the relaxer's name and version; "relax"
+        hashes the same dict as before relaxers were plugins while relaxer and stages are the
+        defaults, so the stores made then still resume (store.ADDED_KEYS).
         """
         stability = self.stability
+        defaults = {"relaxer": DEFAULT_RELAXER, "stages": DEFAULT_STAGES}
+        relax = {k: v for k, v in asdict(self.relax).items() if defaults.get(k, MISSING) != v}
         generation = {
             "seed": self.seed, "model": {**asdict(self.model), "source": _source_digest(self.model.source)},
-            "sampler": asdict(self.sampler), "cells": asdict(self.cells), "relax": asdict(self.relax),
+            "sampler": asdict(self.sampler), "cells": asdict(self.cells), "relax": relax,
+            "relaxer": f"{self.relax.relaxer} {relaxer_spec(self.relax.relaxer).version()}",
             "hosts": {k: v for k, v in asdict(self.hosts).items() if k != "methods"}, "symmetry": asdict(self.symmetry),
             "stability": {"entries": None if stability.entries is None else _digest(stability.entries),
                           "reference_max_atoms": stability.reference_max_atoms,
@@ -560,9 +574,16 @@ def load_config(path: str | Path) -> CampaignConfig:
     fmax = relax.get("fmax", "float", _default(RelaxConfig, "fmax"))
     if not fmax > 0:
         raise relax.error("fmax", f"must be > 0 eV/A, got {fmax}")
-    relax_config = RelaxConfig(fmax=fmax, max_steps=relax.positive("max_steps", "int", _default(RelaxConfig, "max_steps"),
-                                                                   minimum=0),
-                               keep_symmetry=relax.get("keep_symmetry", "bool", _default(RelaxConfig, "keep_symmetry")))
+    relaxer = relax.get("relaxer", "str", _default(RelaxConfig, "relaxer"))
+    try:
+        relaxer_spec(relaxer)  # a typo is refused now, not after the first hour of sampling
+    except ChggenError as error:
+        raise relax.error("relaxer", str(error)) from None
+    stages = relax.get("stages", "list:str", list(_default(RelaxConfig, "stages")))
+    relax_config = RelaxConfig(relaxer=relaxer, fmax=fmax,
+                               max_steps=relax.positive("max_steps", "int", _default(RelaxConfig, "max_steps"), minimum=0),
+                               keep_symmetry=relax.get("keep_symmetry", "bool", _default(RelaxConfig, "keep_symmetry")),
+                               stages=check_stages(stages, f"{path}: key '{relax.key('stages')}'"))
     relax.done()
 
     hosts = top.table("hosts")

@@ -140,7 +140,8 @@ def write_shortlist(entries: Sequence[StoredResult], out: Path, library: str) ->
                      "e_per_atom": entry.get("e_per_atom"), "ed": entry.get("ed"),
                      "space_group": entry.get(f"sg_{library}_symbol"), "library": library,
                      "cif": str(cif.relative_to(out)), "r2scan": str(scan.relative_to(out)),
-                     "hull": entry.get("hull")})
+                     "hull": entry.get("hull"), "relaxer": entry.get("relaxer"),
+                     "relaxer_version": entry.get("relaxer_version")})
     return write_table(rows, out / "shortlist.csv", SHORTLIST)
 
 

@@ -15,6 +15,7 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Composition, Structure
 
@@ -41,7 +42,8 @@ _SAMPLE_PROPERTIES = ("guest_space_group", "guest_space_group_symbol", "guest_wy
 
 def relaxer_for(config: RelaxConfig) -> Relaxer:
     """The campaign's relaxer from its [relax] settings (here and on Dask workers)."""
-    return Relaxer(config.fmax, config.max_steps, keep_symmetry=config.keep_symmetry)
+    return Relaxer(config.fmax, config.max_steps, relaxer=config.relaxer, keep_symmetry=config.keep_symmetry,
+                   stages=config.stages)
 
 
 def derived_seed(*parts: object) -> int:
@@ -49,15 +51,33 @@ def derived_seed(*parts: object) -> int:
     return int.from_bytes(hashlib.sha256("/".join(map(str, parts)).encode()).digest()[:4], "little") >> 1
 
 
-def evaluate(structure: Structure, relaxer: Relaxer, hull: Hull | None,
-             symmetry: SymmetryConfig) -> tuple[RelaxResult, dict[str, Any]]:
+def host_sites(host: Structure, structure: Structure) -> range:
+    """The sites of `structure` that are `host`'s: its first len(host) when they are the host's
+    species at the host's positions (as the sampler returns them, structures/batch.py), else none.
+
+    A structure that does not start with its host (a snapped conventional cell, a backend's own
+    crystal, pymatgen's orderings) has no host to hold, so a staged relaxation gives it one stage.
+    """
+    n = len(host)
+    if n == 0 or n > len(structure) or structure.species[:n] != host.species:
+        return range(0)
+    offset = structure.frac_coords[:n] - host.frac_coords
+    if not np.allclose(structure.lattice.matrix, host.lattice.matrix) or \
+            not np.allclose(offset - np.round(offset), 0.0, atol=1e-6):
+        return range(0)
+    return range(n)
+
+
+def evaluate(structure: Structure, relaxer: Relaxer, hull: Hull | None, symmetry: SymmetryConfig,
+             fixed: Collection[int] = ()) -> tuple[RelaxResult, dict[str, Any]]:
     """Relax one generated structure, then its space group (each library) and Ed: the store's fields.
 
     status: 'relaxed' (FIRE reached fmax), 'unconverged' (step budget spent; energy and symmetry are
-    of the last structure), or 'error' (set aside or CHGNet failed; `error` says why). Without a
+    of the last structure), or 'error' (set aside or the relaxer failed; `error` says why). Without a
     `hull` there is no Ed (an intercalation sweep makes its own pseudo-binary hull afterwards).
+    `fixed` are the host's sites (`host_sites`), held in a "guests" stage of the relaxer.
     """
-    result = relaxer.relax(structure)
+    result = relaxer.relax(structure, fixed)
     if result.structure is None:
         status = "error"
     else:
@@ -153,7 +173,7 @@ def run_shard(shard: Shard, store: ResultStore, model: ScoreModel | None, relaxe
             structures = shard_structures(shard, model)
         except (NoSymmetricPlacement, ScoreNotFinite) as error:  # no Wyckoff combination fits the host's
             for uid in sorted(wanted):  # counts, or the model broke down: every sample fails, in the denominator too
-                stored = store.add(uid, {**shard.fields, **dict(shard.jobs)[uid], "status": "error",
+                stored = store.add(uid, {**shard.fields, **relaxer.fields(), **dict(shard.jobs)[uid], "status": "error",
                                          "n_atoms": len(shard.host) + sum(shard.guests.values()),
                                          "error": str(error)})
                 if on_write is not None:
@@ -164,14 +184,15 @@ def run_shard(shard: Shard, store: ResultStore, model: ScoreModel | None, relaxe
     for (uid, fields), structure in zip(shard.jobs, structures):
         if uid not in wanted:
             continue
-        row = {**shard.fields, **fields, "n_atoms": len(structure),
+        row = {**shard.fields, **relaxer.fields(), **fields, "n_atoms": len(structure),
                **{k: v for k, v in structure.properties.items() if k in _SAMPLE_PROPERTIES}}
         if target is not None and structure.composition.reduced_composition != target:
             row.update(status="error", error=f"own sampler made {structure.composition.reduced_formula}, "
                                              f"not {target.reduced_formula}")
             stored = store.add(uid, row, None, structure)
         else:
-            result, measured = evaluate(structure, relaxer, shard.hull, shard.symmetry)
+            fixed = host_sites(shard.host, structure) if shard.own is None else range(0)
+            result, measured = evaluate(structure, relaxer, shard.hull, shard.symmetry, fixed)
             energy = result.final_energy * len(result.structure) if result.structure is not None else None
             stored = store.add(uid, {**row, **measured}, result.structure, structure, energy)
         if on_write is not None:

@@ -49,6 +49,12 @@ from chggen_plugins.errors import ChggenError
 
 Scalar = str | int | float | bool
 
+# Fingerprint keys added after stores were first made. A store that lacks one was made before it
+# existed, with the settings its absence meant (every other key says so: a campaign's "relax"
+# names a relaxer and stages only when they are not CHGNet in one stage); it resumes, and the key is
+# recorded then and checked on every later resume. "relaxer": the relaxer's name and version.
+ADDED_KEYS = ("relaxer",)
+
 
 @dataclass(frozen=True)
 class StoredResult:
@@ -150,10 +156,14 @@ class ResultStore:
         if kind is not None and kind != what:
             raise ChggenError(f"{self.path} holds {kind}, not {what}; choose another output")
         stored = stored or {}
-        changed = sorted(k for k in set(fingerprint) | set(stored) if stored.get(k) != fingerprint.get(k))
+        added = [k for k in ADDED_KEYS if k in fingerprint and k not in stored]
+        changed = sorted(k for k in set(fingerprint) | set(stored)
+                         if k not in added and stored.get(k) != fingerprint.get(k))
         if changed:
             raise ChggenError(f"{self.path} holds {what} made with different settings "
                               f"({', '.join(changed)} changed); {hint}")
+        if added:  # recorded now, checked on every later resume
+            self.metadata = {**self.metadata, "fingerprint": {**stored, **{k: fingerprint[k] for k in added}}}
 
     def add(self, uid: str, fields: Mapping[str, Scalar | None], structure: Structure | None = None,
             generated: Structure | None = None, energy: float | None = None) -> StoredResult:
