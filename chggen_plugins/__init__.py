@@ -28,10 +28,12 @@ keep_freed_memory()  # torch's freed tensors stay mapped between score calls (al
 
 # Imported on first use: the CLI and the plugin registry import this package without needing torch.
 _EXPORTS = {"ChggenError": ".errors", "CrystalBatch": ".contract.protocol", "InpaintTask": ".structures.batch",
-            "ModelSpec": ".contract.hookspecs", "NoiseProcess": ".contract.protocol",
+            "LoadedRelaxer": ".contract.registry", "ModelSpec": ".contract.hookspecs",
+            "NoiseProcess": ".contract.protocol", "RelaxerSpec": ".contract.hookspecs",
             "ScoreModel": ".contract.protocol", "generate": ".api", "hookimpl": ".contract.hookspecs",
             "inpaint": ".api", "installed_models": ".contract.registry",
-            "intercalate": ".applications.intercalation", "load_model": ".contract.registry",
+            "installed_relaxers": ".contract.registry", "intercalate": ".applications.intercalation",
+            "load_model": ".contract.registry", "load_relaxer": ".contract.registry",
             "order": ".applications.ordering", "sample_tasks": ".api"}
 __getattr__ = lazy_exports(__name__, _EXPORTS)
 __all__ = sorted(_EXPORTS)
