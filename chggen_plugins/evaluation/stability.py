@@ -33,6 +33,7 @@ from pymatgen.core import Composition, Element, Structure
 from pymatgen.entries.computed_entries import ComputedEntry, ComputedStructureEntry
 from tqdm import tqdm
 
+from chggen_plugins.contract.registry import DEFAULT_RELAXER
 from chggen_plugins.errors import ChggenError, first_line
 from chggen_plugins.evaluation.relax import Relaxer
 
@@ -210,6 +211,8 @@ def build_hull(elements: Iterable[str], entries_file: str | Path | None = None,
         return Hull(_diagram(entries, symbols, str(entries_file)), SOURCE_FILE, str(entries_file), False)
     settings = {"elements": symbols, "max_atoms": reference_max_atoms, "per_formula": reference_per_formula,
                 "fmax": relaxer.fmax if relaxer else None, "max_steps": relaxer.max_steps if relaxer else None}
+    if relaxer is not None and relaxer.name != DEFAULT_RELAXER:  # CHGNet's caches keep the key they had
+        settings["relaxer"] = relaxer.version
     key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
     cache = cache_dir / f"chgnet-reference-{'-'.join(symbols)}-{key}.json"
     if cache.is_file():
@@ -221,6 +224,7 @@ def build_hull(elements: Iterable[str], entries_file: str | Path | None = None,
         entries = reference_entries(symbols, relaxer, reference_max_atoms, reference_per_formula, progress)
         cache.parent.mkdir(parents=True, exist_ok=True)
         dumpfn(entries, cache)
-    detail = (f"{len(entries)} CHGNet-relaxed prototype phases up to {reference_max_atoms} atoms, "
+    made_with = "CHGNet" if relaxer is None or relaxer.name == DEFAULT_RELAXER else relaxer.name
+    detail = (f"{len(entries)} {made_with}-relaxed prototype phases up to {reference_max_atoms} atoms, "
               f"not DFT; cache {cache.name}")
     return Hull(_diagram(entries, symbols, str(cache)), SOURCE_REFERENCE, detail, True)
