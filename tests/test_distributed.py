@@ -29,21 +29,21 @@ class ExitOnceRelaxer(Relaxer):
         super().__init__(max_steps=MAX_STEPS)
         self.marker, self.calls = marker, 0
 
-    def relax(self, structure):
+    def relax(self, structure, fixed=()):
         self.calls += 1
         if self.calls == 2 and not self.marker.exists():
             self.marker.write_text(str(os.getpid()))
             os._exit(1)
-        return super().relax(structure)
+        return super().relax(structure, fixed)
 
 
 class CubicFails(Relaxer):
     """CHGNet 'fails' on the 3-atom cubic cells (a choice that does not depend on the worker)."""
 
-    def _relax(self, structure):
+    def _relax(self, structure, fixed):
         if len(structure) == 3 and structure.lattice.is_orthogonal and len(set(structure.lattice.abc)) == 1:
             raise RuntimeError("CHGNet exploded")
-        return super()._relax(structure)
+        return super()._relax(structure, fixed)
 
 
 @pytest.fixture(scope="module")

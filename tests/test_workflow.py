@@ -174,11 +174,11 @@ def test_a_relaxation_failure_is_recorded_and_the_campaign_goes_on(tmp_path, rel
     real = relaxer._relax
     calls = []
 
-    def first_fails(structure):
+    def first_fails(structure, fixed):
         calls.append(structure)
         if len(calls) == 1:
             raise RuntimeError("CHGNet exploded")
-        return real(structure)
+        return real(structure, fixed)
 
     monkeypatch.setattr(relaxer, "_relax", first_fails)
     result = run_campaign(config, model=small_model(), relaxer=relaxer, progress=False)
