@@ -162,7 +162,7 @@ def main() -> None:
     args = parser.parse_args()
     calls = args.calls or (3 if args.quick else 9)
     full_levels = args.full_levels or (30 if args.quick else 100)
-    settings = {**common.start(args), "calls": calls, "full_levels": full_levels}
+    run_settings = {**common.start(args), "calls": calls, "full_levels": full_levels}
     wall_start = time.perf_counter()
     rows: list[dict] = []
     print(f"start: {load()}")
@@ -302,7 +302,7 @@ def main() -> None:
                 {n: counts[(n, levels, resamples)] * per_call[(n, 20)]
                  for n in names if (n, levels, resamples) in counts}, 1)
     print(f"\nwall time {time.perf_counter() - wall_start:.0f} s; end: {load()}")
-    common.write_results(args.name, settings, rows, args.results_dir)
+    common.write_results(args.name, run_settings, rows, args.results_dir)
 
 
 if __name__ == "__main__":
