@@ -61,7 +61,7 @@ from chggen_plugins.evaluation.relax import FMAX, MAX_STEPS, Relaxer
 from chggen_plugins.files import replacing
 from chggen_plugins.runs.config import DEFAULT_SYMMETRY
 from chggen_plugins.runs.methods import INPAINTING, INPAINTING_SITES, ORDERING, PYMATGEN, RANDOM, check_methods
-from chggen_plugins.runs.report import save_figure
+from chggen_plugins.runs.figures import count_histogram, empty_note, method_style, new_figure, save_figure
 from chggen_plugins.runs.schema import METHODS, ORDERINGS, legend, write_table
 from chggen_plugins.runs.setup import announce_seed, claim_store, model_run, resolve_seed
 from chggen_plugins.runs.shards import Shard, lowest_distinct, run_shard
@@ -449,9 +449,8 @@ def write_outputs(store: ResultStore, out: Path, methods: Sequence[str], keep: i
     summary = method_rows(store, results, methods)
     files = {"store": store.path, "orderings": write_table(sorted(rows, key=lambda x: (x["rank"] is None, x["rank"] or 0)),
                                                             out / "orderings.csv", ORDERINGS),
-             "methods": write_table(summary, out / "methods.csv", METHODS), "histogram": plot_energies(relaxed, methods,
-                                                                                            out / "energies.png"),
-             "structures": structures}
+             "methods": write_table(summary, out / "methods.csv", METHODS),
+             "histogram": save_figure(plot_energies(relaxed, methods), out / "energies.png"), "structures": structures}
     return rows, summary, files
 
 
@@ -494,22 +493,20 @@ def format_methods(rows: Sequence[dict[str, Any]]) -> str:
     return "\n".join([*table, legend(METHODS, header)])
 
 
-def plot_energies(relaxed: Sequence[StoredResult], methods: Sequence[str], path: Path) -> Path:
-    """Histogram of relaxed CHGNet energies (meV/atom above the lowest found) per method."""
-    figure = Figure(figsize=(6, 4))
-    axes = figure.add_subplot()
+def plot_energies(relaxed: Sequence[StoredResult], methods: Sequence[str]) -> Figure:
+    """Histogram of relaxed CHGNet energies (meV/atom above the lowest found), methods side by side
+    in each bin, each in its own colour."""
+    figure, (axes,) = new_figure(6.5, 4)
     energies = {m: [r.get("e_per_atom") for r in relaxed if r.get("method") == m] for m in methods}
     found = [e for values in energies.values() for e in values]
     if found:
         lowest = min(found)
         spread = max(1e-3, (max(found) - lowest) * 1000)
-        bins = np.linspace(0, spread, 21)
-        for method, values in energies.items():
-            if values:
-                axes.hist([(e - lowest) * 1000 for e in values], bins=bins, alpha=0.5, label=f"{method} ({len(values)})")
+        count_histogram(axes, {f"{m} ({len(v)})": [(e - lowest) * 1000 for e in v] for m, v in energies.items()},
+                        [method_style(m)["color"] for m in energies], np.linspace(0, spread, 21))
         axes.legend(fontsize=8)
     else:
-        axes.text(0.5, 0.5, "no relaxed candidate", ha="center", va="center", transform=axes.transAxes)
+        empty_note(axes, "no relaxed candidate")
     axes.set_xlabel("CHGNet energy above the lowest ordering found (meV/atom)")
-    axes.set_ylabel("candidates")
-    return save_figure(figure, path)
+    axes.set_ylabel("candidates (count)")
+    return figure
