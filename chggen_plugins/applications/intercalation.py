@@ -233,15 +233,42 @@ class Sweep:
 def intercalate(host: StructureLike, guest: str, counts: Sequence[int], model: ModelLike, out: str | Path,
                 samples: int = 4, supercell: str | Sequence[int] = (1, 1, 1), *, echo: bool = True,
                 **options: Any) -> IntercalationResult:
-    """Sweep `counts` guests per (super)cell into `host` with `samples` inpainted structures each;
-    relax, store (resumable) and report the hull and voltage profile in `out`.
+    """Sweep `counts` guests per (super)cell into `host`: inpaint, relax, store (resumable) and
+    report the pseudo-binary hull and the voltage profile in `out`.
 
-    `model` is a registered name (with `model_source`) or a ScoreModel; `levels` puts a model that
-    offers `with_levels` (native, MatterGen) on another ladder. `reference` is the guest's elemental
-    structure (default: the lowest of the AFLOW elemental prototypes after relaxation). `symmetric`
-    adds K symmetric samples per count beside the free ones. A given `relaxer` replaces `fmax` /
-    `max_steps`. Other options (seed, jump_length, resamples, strip, device, progress, on_result):
-    see `Sweep`.
+    Why one call: intercalation is the practical use of inpainting into a known host; the sweep
+    shares the campaign's store, resume and relaxation, so a killed sweep reruns where it stopped.
+
+    Args:
+        host: the guest-free host (a Structure, Atoms or file); with `strip=True` its own guests
+            are taken out first.
+        guest: the guest element, e.g. "Li".
+        counts: guests per (super)cell to sweep, e.g. [1, 2, 3, 4]; each must fit the cell
+            (`structures.room`).
+        model: a registered model name (with `model_source`) or a ScoreModel.
+        out: the output folder (new, or one this sweep wrote before).
+        samples: inpainted structures per count.
+        supercell: "2x1x1" or (2, 1, 1).
+        echo: print the tables and where the files are.
+        **options: `model_source`, `levels`, `seed` (None: drawn, or the stored one on resume),
+            `jump_length`, `resamples`, `fmax`, `max_steps` (or a `relaxer`), `reference` (the
+            guest's elemental structure; default: the lowest relaxed AFLOW elemental prototype),
+            `strip`, `symmetric` (symmetric samples beside the free ones), `device`, `progress`,
+            `on_result` (called after every stored row).
+
+    Returns:
+        An IntercalationResult: the store, the pseudo-binary (hull and voltage steps) and the
+        files written (intercalation.csv, voltage.csv, hull.png, voltage.png, structures/).
+
+    Raises:
+        ChggenError: a bad host, counts that do not fit, an output of another run, in one line.
+
+    Example:
+        ```python
+        import chggen_plugins as cg
+        result = cg.intercalate("examples/tis2_host.cif", "Li", [1, 2], "native", "li_tis2", samples=2)
+        [round(step.voltage, 2) for step in result.thermo.steps]   # V vs Li metal
+        ```
     """
     return Sweep(host, guest, counts, model, out, samples, supercell, **options).run(echo)
 

@@ -404,14 +404,43 @@ def _occupancy_digest(structure: Structure) -> str:
 
 def order(source: StructureLike | str | Path, model: ModelLike | None, out: str | Path, samples: int = 8,
           supercell: str | Sequence[int] | None = None, *, echo: bool = True, **options: Any) -> OrderingResult:
-    """Order the partially occupied crystal `source` (CIF path or Structure): `samples` candidates
-    per method in the smallest supercell with integer counts (or `supercell`), relaxed with CHGNet,
-    stored in `out` (resumable), ranked; the `keep` lowest distinct orderings written as CIF.
+    """Order the partially occupied crystal `source`: candidates per method in the smallest supercell
+    with integer counts, relaxed, stored in `out` (resumable), ranked; the lowest distinct written as CIF.
 
-    `methods`: any of inpainting, inpainting-sites (both need `model`), pymatgen, random. `oxidation_states`
-    ({"Li": 1, ...}) for pymatgen's ordering and the Ewald column (default: BVAnalyzer). `site_pull`
-    (default 0: none) and `width` (A): strength and final std of inpainting-sites' optional pull. Others as for `intercalate` (levels, seed, jump_length,
-    resamples, fmax, max_steps, relaxer, device, progress, on_result).
+    Why several methods side by side: inpainting proposes orderings from what the model learned;
+    pymatgen's Ewald ordering and random orderings are the baselines it is judged against, on the
+    same relaxation and the same table.
+
+    Args:
+        source: a CIF path (occupancies kept) or a disordered Structure.
+        model: a registered model name (with `model_source`) or a ScoreModel; None when only
+            `pymatgen` and `random` are run.
+        out: the output folder (new, or one this command wrote before).
+        samples: candidates per method.
+        supercell: "2x1x1" or (2, 1, 1); None: the smallest with integer counts.
+        echo: print the tables and where the files are.
+        **options: `methods` (any of inpainting, inpainting-sites, pymatgen, random),
+            `oxidation_states` ({"Li": 1, ...}; default: BVAnalyzer, checked before any work when
+            `pymatgen` is asked), `keep` (lowest distinct orderings written; default `samples`),
+            `site_pull` (default 0: none) and `width` (A) of inpainting-sites' optional pull,
+            `model_source`, `levels`, `seed`, `jump_length`, `resamples`, `fmax`, `max_steps` (or
+            a `relaxer`), `device`, `progress`, `on_result`.
+
+    Returns:
+        An OrderingResult: the problem (host, guests, sites), the store, one row per method
+        (methods.csv) and the files written (orderings.csv, energies.png, structures/).
+
+    Raises:
+        ChggenError: an ordered or over-occupied CIF, an unknown element, missing oxidation
+            states, an output of another run, in one line.
+
+    Example:
+        ```python
+        import chggen_plugins as cg
+        result = cg.order("benchmarks/data/beta_li3ps4_homma2011.cif", "native", "li3ps4", samples=4,
+                          methods=("inpainting", "random"))
+        [(row["method"], row["lowest_e_per_atom"]) for row in result.methods]
+        ```
     """
     return Ordering(source, model, out, samples, supercell, **options).run(echo)
 
