@@ -71,6 +71,7 @@ def summary_rows(results: Iterable[StoredResult], symmetry: SymmetryConfig, thre
             row[f"rate_{library}_low"] = round(rate.low, 4)
             row[f"rate_{library}_high"] = round(rate.high, 4)
         row["symprec"], row["angle_tolerance"] = symmetry.symprec, symmetry.angle_tolerance
+        row["distinct"] = len(lowest_distinct([(r.structure, r.get("e_per_atom")) for r in relaxed]))
         row["median_steps"] = statistics.median(r.get("steps") for r in relaxed) if relaxed else None
         row["lowest_e_per_atom"] = round(min(r.get("e_per_atom") for r in relaxed), 5) if relaxed else None
         eds = [r.get("ed") for r in items if r.get("status") == "relaxed"]
@@ -89,14 +90,15 @@ def format_table(rows: Sequence[dict[str, Any]], libraries: Sequence[str], by_ba
     adds the backend and its weights to every line (the cross-model benchmark)."""
     first = ["backend", "weights"] if by_backend else []
     header = [*first, "composition", "method", "atoms", "n", "conv", "err",
-              *[f"sym {lib} (95% CI)" for lib in libraries], "med steps", "min E/at", "min Ed", "Ed<thr"]
+              *[f"sym {lib} (95% CI)" for lib in libraries], "dist", "med steps", "min E/at", "min Ed", "Ed<thr"]
     lines = [header]
     for row in rows:
         rates = [f"{row[f'symmetric_{lib}']}/{row['generated']} ({row[f'rate_{lib}']:.0%}, "
                  f"{row[f'rate_{lib}_low']:.0%}-{row[f'rate_{lib}_high']:.0%})" for lib in libraries]
         lines.append([*(str(row[key]) for key in ("backend", "weights") if by_backend),
                       row["composition"], row["method"], str(row["n_atoms"]), str(row["generated"]),
-                      str(row["converged"]), str(row["errors"]), *rates, _text(row["median_steps"], "g"),
+                      str(row["converged"]), str(row["errors"]), *rates, str(row["distinct"]),
+                      _text(row["median_steps"], "g"),
                       _text(row["lowest_e_per_atom"], ".3f"), _text(row["lowest_ed"], ".3f"),
                       str(row["below_threshold"])])
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
