@@ -36,13 +36,12 @@ Load average and thread settings are printed: on a shared machine the figures mo
 
 Run: python benchmarks/backend_costs.py [--quick] [--calls 9] [--full-levels 100] [--threads 1]
 (about 5 minutes on 2 busy cores; --quick: 3 timed rounds and full runs at 30 levels, about 2.)
+Writes benchmarks/results/backend_costs.json and .csv (one row per measured figure, by `table`).
 """
 
-import os
+import common  # first: it pins OpenBLAS threads before numpy loads
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-
-import argparse  # noqa: E402
+import os  # noqa: E402
 import statistics  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -154,21 +153,18 @@ def count_calls(process_for, elements, task, settings) -> tuple[int, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = common.argument_parser(__doc__, "backend_costs")
     parser.add_argument("--calls", type=int, default=None, help="timed rounds per backend and size (9)")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--full-levels", type=int, default=None,
                         help="levels of the end-to-end inpainting check (100)")
     parser.add_argument("--quick", action="store_true", help="3 timed rounds, full runs at 30 levels")
-    parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     calls = args.calls or (3 if args.quick else 9)
     full_levels = args.full_levels or (30 if args.quick else 100)
-    torch.set_num_threads(args.threads)
+    run_settings = {**common.start(args), "calls": calls, "full_levels": full_levels}
     wall_start = time.perf_counter()
-
-    print(f"torch {torch.__version__}: {torch.get_num_threads()} thread(s), interop "
-          f"{torch.get_num_interop_threads()}; OPENBLAS_NUM_THREADS={os.environ['OPENBLAS_NUM_THREADS']}")
+    rows: list[dict] = []
     print(f"start: {load()}")
 
     # -- backends ------------------------------------------------------------------------------
@@ -205,6 +201,9 @@ def main() -> None:
           f"{'ms/atom':>8}")
     for (name, atoms), values in times.items():
         median = per_call[(name, atoms)]
+        rows.append({"table": "ms_per_call", "backend": name, "atoms": atoms, "calls": len(values),
+                     "median_ms": round(1e3 * median, 2), "min_ms": round(1e3 * min(values), 2),
+                     "max_ms": round(1e3 * max(values), 2), "ms_per_atom": round(1e3 * median / atoms, 3)})
         print(f"   {name:<9} {atoms:>5} {len(values):>5} {1e3 * median:>10.1f} {1e3 * min(values):>8.1f} "
               f"{1e3 * max(values):>8.1f} {1e3 * median / atoms:>8.2f}")
     print(f"   ({time.perf_counter() - start:.0f} s; {load()})")
@@ -232,6 +231,9 @@ def main() -> None:
                 assert counted == formula, (name, levels, resamples, counted, formula)
                 counts[(name, levels, resamples)] = counted
                 loop_seconds[(name, levels, resamples)] = seconds
+                rows.append({"table": "calls_per_structure", "backend": name, "levels": levels,
+                             "correctors": process.corrector_steps, "resamples": resamples, "calls": counted,
+                             "loop_s": round(seconds, 3)})
                 print(f"   {name:<9} {levels:>6} {process.corrector_steps:>2} {resamples:>2} {counted:>8} "
                       f"{formula:>8} {seconds:>7.2f}")
     print(f"   DiffCSP has no with_levels: its grid is the checkpoint's {diffcsp.noise_process.num_levels} "
@@ -252,6 +254,9 @@ def main() -> None:
         assert model.calls == expected_calls, (name, model.calls, expected_calls)
         # section 1's probe again, right after the run: tells load drift from a sampler effect
         again = time_calls({name: timed_models[name]}, {20: probes[20]}, 3, 1)[(name, 20)]
+        rows.append({"table": "real_inpainting", "backend": name, "atoms": 20, "levels": full_levels, "calls": model.calls,
+                     "estimate_s": round(estimate, 2), "measured_s": round(measured, 2),
+                     "in_score_s": round(model.seconds, 2), "retimed_ms_per_call": round(1e3 * statistics.median(again), 2)})
         print(f"   {name:<9} {model.calls:>6} {estimate:>10.1f} {measured:>10.1f} "
               f"{100 * (estimate - measured) / measured:>+6.1f}% {model.seconds:>10.1f} "
               f"{1e3 * model.seconds / model.calls:>14.1f} {1e3 * statistics.median(again):>16.1f}")
@@ -297,6 +302,7 @@ def main() -> None:
                 {n: counts[(n, levels, resamples)] * per_call[(n, 20)]
                  for n in names if (n, levels, resamples) in counts}, 1)
     print(f"\nwall time {time.perf_counter() - wall_start:.0f} s; end: {load()}")
+    common.write_results(args.name, run_settings, rows, args.results_dir)
 
 
 if __name__ == "__main__":

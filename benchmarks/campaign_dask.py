@@ -9,18 +9,16 @@ cluster start, pickling shards, one database per shard and the merge) and 2 work
 (throughput on this machine's 2 cores). Cluster start-up is timed separately and included.
 
 Run: python benchmarks/campaign_dask.py [--cells 6] [--samples 4]
+Writes benchmarks/results/campaign_dask.json and .csv (one row per path).
 """
 
-import os
+import common  # first: it pins OpenBLAS threads before numpy loads
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy: see docs/install.md, threads
-
-import argparse  # noqa: E402
+import os  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-import torch  # noqa: E402
 from monty.serialization import dumpfn  # noqa: E402
 from pymatgen.entries.computed_entries import ComputedEntry  # noqa: E402
 
@@ -78,18 +76,20 @@ def run(folder: Path, cells: int, samples: int, workers: int | None) -> tuple[fl
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = common.argument_parser(__doc__, "campaign_dask")
     parser.add_argument("--cells", type=int, default=6, help="lattice systems (1-7), 2 structures each")
     parser.add_argument("--samples", type=int, default=4, help="inpainting samples per host (2 hosts)")
     args = parser.parse_args()
-    torch.set_num_threads(1)
-    print(f"torch 1 thread per process; OPENBLAS_NUM_THREADS={os.environ['OPENBLAS_NUM_THREADS']}; "
-          f"{os.cpu_count()} cores; load average at start {os.getloadavg()[0]:.2f}")
+    settings = common.start(args)  # the torch threads of this process; each Dask worker runs single-threaded
     results = {}
+    rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name, workers in (("plain", None), ("dask 1 worker", 1), ("dask 2 workers", 2)):
             wall, started, stored = run(Path(tmp) / name.replace(" ", "_"), args.cells, args.samples, workers)
             results[name] = (wall, stored)
+            rows.append({"path": name, "workers": workers, "wall_s": round(wall, 2), "cluster_start_s": round(started, 2),
+                         "structures": stored, "structures_per_min": round(60 * stored / wall, 2),
+                         "load_average": round(os.getloadavg()[0], 2)})
             print(f"{name:<15} {wall:7.1f} s wall ({started:4.1f} s cluster start)  {stored} structures  "
                   f"{60 * stored / wall:6.1f} structures/min  load {os.getloadavg()[0]:.2f}")
     counts = {stored for _, stored in results.values()}
@@ -97,6 +97,7 @@ def main() -> None:
     plain, one, two = (results[k][0] for k in ("plain", "dask 1 worker", "dask 2 workers"))
     print(f"Dask overhead (1 worker / plain wall time): {one / plain:.2f}x")
     print(f"throughput 2 workers / 1 worker: {one / two:.2f}x")
+    common.write_results(args.name, settings, rows, args.results_dir)
 
 
 if __name__ == "__main__":

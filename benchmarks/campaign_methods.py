@@ -25,11 +25,11 @@ stored structures are read back, not relaxed again. Changed settings are refused
 Run: python benchmarks/campaign_methods.py --model native --count 20
      python benchmarks/campaign_methods.py --model analytic --model-source examples/li4si8_reference.cif \\
          --compositions LiSi2:6 --count 2 --max-steps 100 --reference-max-atoms 2 --host-cell primitive
+Writes benchmarks/results/campaign_methods.json and .csv: the summary table (`table` = summary, one
+row per composition, method and cell size) and the CPU times (`table` = cpu, per composition and method).
 """
 
-import os
-
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy: see docs/install.md, threads
+import common  # first: it pins OpenBLAS threads before numpy loads
 
 import argparse
 import time
@@ -37,7 +37,6 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-import torch
 from pymatgen.core import Composition, Element, Structure
 from pyxtal import pyxtal
 
@@ -144,7 +143,7 @@ def open_store(args: argparse.Namespace) -> ResultStore:
     """OUT/benchmark.db; a store made with other generation settings is refused, not mixed. --methods
     is not a setting: it picks which rows to make (each uid names its method), so methods can be run
     in several passes into one store."""
-    ignored = ("threads", "out", "device", "hull_cache", "methods")
+    ignored = ("threads", "out", "device", "hull_cache", "methods", "results_dir", "name")
     settings = {k: str(v) for k, v in vars(args).items() if k not in ignored}
     store = ResultStore(args.out / "benchmark.db")
     store.claim(settings, "benchmark rows", "use the old settings or another --out")
@@ -165,8 +164,7 @@ def stored_or_evaluated(store: ResultStore, uid: str, structure: Structure, rela
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = common.argument_parser(__doc__, "campaign_methods")
     parser.add_argument("--model", required=True, help="score model name (see `chggen models`)")
     parser.add_argument("--model-source", default=None, help="checkpoint / file for the model")
     parser.add_argument("--compositions", default=PAPER_SET,
@@ -188,13 +186,12 @@ def main() -> None:
     parser.add_argument("--reference-max-atoms", type=int, default=8)
     parser.add_argument("--threshold", type=float, default=0.1, help="Ed screen (eV/atom)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", type=Path, default=Path("runs/campaign_methods"),
                         help="folder of benchmark.db, written as it goes (rerun to resume)")
     args = parser.parse_args()
 
-    torch.set_num_threads(args.threads)
+    run_settings = common.start(args)
     methods = [m for m in args.methods.split(",") if m]
     if set(methods) - set(METHODS):
         parser.error(f"--methods: choose from {', '.join(METHODS)}")
@@ -202,8 +199,7 @@ def main() -> None:
     relaxer = Relaxer(max_steps=args.max_steps)
     symmetry = SymmetryConfig(0.1, 10.0, tuple(LIBRARIES))
     settings = SamplerSettings(args.jump_length, args.resamples)
-    print(f"model {args.model}: {model.noise_process.describe()}; OPENBLAS_NUM_THREADS="
-          f"{os.environ['OPENBLAS_NUM_THREADS']}, torch threads {torch.get_num_threads()}, cpus {os.cpu_count()}")
+    print(f"model {args.model}: {model.noise_process.describe()}")
 
     store = open_store(args)
     results: list[StoredResult] = []
@@ -260,12 +256,17 @@ def main() -> None:
             cpu[(formula, method)]["structures"] = len(starts)
 
     print()
-    print(format_table(summary_rows(results, symmetry, args.threshold, methods=METHODS), LIBRARIES))
+    summary = summary_rows(results, symmetry, args.threshold, methods=METHODS)
+    print(format_table(summary, LIBRARIES))
+    rows = [{"table": "summary", **row} for row in summary]
     print("\nCPU time (process time, s): generate | relax + space groups + Ed (per structure)")
     for (formula, method), times in cpu.items():
         n = max(int(times["structures"]), 1)
         print(f"  {formula:10s} {method:12s} {times['generate']:8.1f} | {times['relax+analyse']:8.1f} "
               f"({times['relax+analyse'] / n:.1f} per structure, {int(times['structures'])} structures)")
+        rows.append({"table": "cpu", "composition": formula, "method": method, "structures": int(times["structures"]),
+                     "cpu_generate_s": round(times["generate"], 2), "cpu_relax_analyse_s": round(times["relax+analyse"], 2)})
+    common.write_results(args.name, run_settings, rows, args.results_dir)
 
 
 if __name__ == "__main__":

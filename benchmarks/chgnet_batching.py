@@ -7,18 +7,16 @@ so machine load hits both ways alike; the ratio is printed. The campaign relaxes
 time (ASE FIRE + FrechetCellFilter) because of what this shows.
 
 Run: python benchmarks/chgnet_batching.py [--structures 16] [--repeats 3]
+Writes benchmarks/results/chgnet_batching.json and .csv (one row per way of calling CHGNet).
 """
 
-import os
+import common  # first: it pins OpenBLAS threads before numpy loads
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy: see docs/install.md, threads
-
-import argparse  # noqa: E402
+import os  # noqa: E402
 import statistics  # noqa: E402
 import time  # noqa: E402
 
 import numpy as np  # noqa: E402
-import torch  # noqa: E402
 from chgnet.model import CHGNet  # noqa: E402
 from pymatgen.core import Lattice, Structure  # noqa: E402
 
@@ -37,12 +35,11 @@ def cells(count: int, seed: int = 0) -> list[Structure]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = common.argument_parser(__doc__, "chgnet_batching")
     parser.add_argument("--structures", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    settings = common.start(args)
     model = CHGNet.load(verbose=False)
     structures = cells(args.structures)
     model.predict_structure(structures[:2], task="efs", batch_size=2)  # warm-up
@@ -56,12 +53,17 @@ def main() -> None:
         sequential.append(time.perf_counter() - start)
     drift = max(abs(float(a["e"]) - float(b["e"])) for a, b in zip(together, alone))
     b, s = statistics.median(batched), statistics.median(sequential)
-    print(f"{len(structures)} structures of {len(structures[0])} atoms, energy+forces+stress; torch threads "
-          f"{torch.get_num_threads()}, OPENBLAS_NUM_THREADS={os.environ['OPENBLAS_NUM_THREADS']}, "
+    print(f"{len(structures)} structures of {len(structures[0])} atoms, energy+forces+stress; "
           f"load average {os.getloadavg()[0]:.2f}")
     print(f"one batched call   {b:7.2f} s  ({b / len(structures) * 1000:.0f} ms per structure)")
     print(f"one call each      {s:7.2f} s  ({s / len(structures) * 1000:.0f} ms per structure)")
     print(f"batched speed-up   {s / b:.2f}x   (largest energy difference {drift:.1e} eV/atom)")
+    per = {"structures": len(structures), "atoms": len(structures[0]), "repeats": args.repeats}
+    common.write_results(args.name, settings, [
+        {"way": "one batched call", **per, "median_s": round(b, 3), "ms_per_structure": round(b / len(structures) * 1000, 1),
+         "speed_up": round(s / b, 3), "largest_energy_difference_ev_per_atom": drift},
+        {"way": "one call each", **per, "median_s": round(s, 3), "ms_per_structure": round(s / len(structures) * 1000, 1),
+         "speed_up": 1.0, "largest_energy_difference_ev_per_atom": drift}], args.results_dir)
 
 
 if __name__ == "__main__":

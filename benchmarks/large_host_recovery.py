@@ -11,21 +11,16 @@ sublattice come 2.3-2.7 A apart). After relaxation (CHGNet, FIRE, fmax 0.1, cell
 campaigns do): a sample *matches* when StructureMatcher (0.2, 0.3, 5) fits it to the original.
 
 Run: python benchmarks/large_host_recovery.py --samples 4 --weights shipped=adapters/native/chggen_native/weights/native.pt \
-         --weights cond=runs/native_cond/best.pt --summary large_host.json
+         --weights cond=runs/native_cond/best.pt --name large_host_zns
+Writes benchmarks/results/large_host_recovery.json and .csv (or NAME.*): one row per weights and crystal.
 """
 
-import os
+import common  # first: it pins OpenBLAS threads before numpy loads
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-
-import argparse  # noqa: E402
-import json  # noqa: E402
-import subprocess  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
-import torch  # noqa: E402
 from native_inpainting_quality import MATCHER, WITHIN, calls_per_sample, guest_distances, parse_weights  # noqa: E402
 from pymatgen.analysis.prototypes import AFLOW_PROTOTYPE_LIBRARY  # noqa: E402
 from pymatgen.core import Structure  # noqa: E402
@@ -62,18 +57,15 @@ def shortest_zn_zn(structure: Structure) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = common.argument_parser(__doc__, "large_host_recovery")
     parser.add_argument("--weights", action="append", required=True, metavar="LABEL=PATH[:L/C/R]")
     parser.add_argument("--samples", type=int, default=4, help="k: samples per crystal")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--summary", type=Path, default=None, help="JSON of the figures, commit and settings")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    run_settings = common.start(args)
     relaxer = Relaxer()
     crystals = zns_crystals(relaxer)
-    print(f"ZnS: {', '.join(f'{n} {len(c)} atoms' for n, c in crystals.items())}; k = {args.samples}; torch "
-          f"threads {args.threads}, OPENBLAS_NUM_THREADS {os.environ['OPENBLAS_NUM_THREADS']}")
+    print(f"ZnS: {', '.join(f'{n} {len(c)} atoms' for n, c in crystals.items())}; k = {args.samples}")
     print(f"{'method':<16} {'calls':>6} {'crystal':<11} {'Zn<.5':>6} {'min Zn-Zn':>10} {'match':>6} {'sample s':>8} {'relax s':>8}")
     results = []
     for label, path, sampler in map(parse_weights, args.weights):
@@ -99,11 +91,7 @@ def main() -> None:
             print(f"{label:<16} {row['calls']:>6} {name:<11} {row['zn_within']:>6.2f} "
                   f"{min(row['min_zn_zn_A']):>10.2f} {row['matched']:>3}/{len(samples):<2} "
                   f"{row['sample_s']:>8.1f} {row['relax_s']:>8.1f}", flush=True)
-    if args.summary:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-        args.summary.write_text(json.dumps({"commit": commit, "date": time.strftime("%Y-%m-%d"),
-                                            "settings": {k: str(v) for k, v in vars(args).items()},
-                                            "results": results}, indent=1))
+    common.write_results(args.name, run_settings, results, args.results_dir)
 
 
 if __name__ == "__main__":

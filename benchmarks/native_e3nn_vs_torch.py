@@ -16,14 +16,16 @@ interleaving the models, and the spread across rounds is printed (the machine ma
 
 e3nn is not a project dependency: pip install e3nn (it leaves torch alone).
 Run: python benchmarks/native_e3nn_vs_torch.py [--threads 1] [--rounds 3] [--variants l1,l2]
+Writes benchmarks/results/native_e3nn_vs_torch.json and .csv: the models (`table` = models) and one
+row per batch, pass and model (`table` = timings).
 """
 
 import os
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # before torch loads; this comparison pins OpenMP too
 
-import argparse  # noqa: E402
+import common  # noqa: E402  (first of the rest: it pins OpenBLAS threads before numpy loads)
+
 import copy  # noqa: E402
 import dataclasses  # noqa: E402
 import math  # noqa: E402
@@ -221,17 +223,26 @@ def spread(values: list[float]) -> str:
     return f"{mid * 1e3:8.1f} [{min(values) * 1e3:7.1f}-{max(values) * 1e3:7.1f}]"
 
 
+def timing_row(batch: int, kind: str, model: str, seconds: list[float], ratios: list[float] | None) -> dict:
+    """One result row: median and spread over rounds (ms), and the per-round ratio to plain torch."""
+    return {"table": "timings", "batch": batch, "pass": kind, "model": model,
+            "median_ms": round(statistics.median(seconds) * 1e3, 3), "min_ms": round(min(seconds) * 1e3, 3),
+            "max_ms": round(max(seconds) * 1e3, 3),
+            "ratio_to_torch": None if ratios is None else round(statistics.median(ratios), 3),
+            "ratio_min": None if ratios is None else round(min(ratios), 3),
+            "ratio_max": None if ratios is None else round(max(ratios), 3)}
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--threads", type=int, default=1)
+    parser = common.argument_parser(__doc__, "native_e3nn_vs_torch")
     parser.add_argument("--batches", default="16,64", help="crystals per batch, comma separated")
     parser.add_argument("--variants", default="l1,l2,wide", help=f"e3nn variants from {sorted(VARIANTS)}")
     parser.add_argument("--rounds", type=int, default=3, help="whole-measurement repeats (spread)")
     parser.add_argument("--repeats", type=int, default=5, help="timed calls per figure (median)")
     parser.add_argument("--warmup", type=int, default=2)
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    torch.set_num_interop_threads(1)
+    torch.set_num_interop_threads(1)  # before any parallel work; common.start sets the intra-op threads
+    settings = {**common.start(args), "omp_threads": os.environ["OMP_NUM_THREADS"]}
     variants = [v for v in args.variants.split(",") if v]
     batch_sizes = [int(b) for b in args.batches.split(",")]
 
@@ -247,9 +258,8 @@ def main() -> None:
     batches = {b: make_batch(b, seed=b) for b in batch_sizes}
 
     load_start = os.getloadavg()
-    print(f"torch {torch.__version__}, e3nn {e3nn.__version__}; torch threads {torch.get_num_threads()} "
-          f"(interop {torch.get_num_interop_threads()}), OPENBLAS_NUM_THREADS "
-          f"{os.environ['OPENBLAS_NUM_THREADS']}, OMP_NUM_THREADS {os.environ['OMP_NUM_THREADS']}; "
+    settings["e3nn"] = e3nn.__version__
+    print(f"torch {torch.__version__}, e3nn {e3nn.__version__}; OMP_NUM_THREADS {os.environ['OMP_NUM_THREADS']}; "
           f"{os.cpu_count()} CPUs, load average {load_start[0]:.2f} {load_start[1]:.2f} {load_start[2]:.2f}")
     print(f"cutoff {config.cutoff} A, {config.radial_basis} radial functions, float32; "
           f"median of {args.repeats} calls after {args.warmup} warm-up, {args.rounds} rounds "
@@ -263,9 +273,13 @@ def main() -> None:
           "(e3nn's\n  Clebsch-Gordan constants were built in float32, so ~1e-10 there; a broken model gives ~1e-2)")
     print(f"{'model':<10} {'node features':<22} {'params':>8} {'rotation err':>13}")
     check = batches[batch_sizes[0]]
+    rows = []
     for name, model in models.items():
         irreps = ("64x0e+64x1o (PaiNN)" if name == "torch" else str(model.hidden))
-        print(f"{name:<10} {irreps:<22} {parameters(model):>8} {rotation_error(model, check):>13.1e}")
+        error = rotation_error(model, check)
+        rows.append({"table": "models", "model": name, "node_features": irreps, "parameters": parameters(model),
+                     "rotation_error": error})
+        print(f"{name:<10} {irreps:<22} {parameters(model):>8} {error:>13.1e}")
     print()
 
     # results[(batch, model, kind)] = [seconds per round]
@@ -282,19 +296,22 @@ def main() -> None:
     print(f"{'batch':>5} {'pass':<8} {'model':<10} {'ms per call [spread]':>26} {'e3nn/torch [spread]':>22}")
     for b in batch_sizes:
         graph = results[(b, "graph", "fwd")]
+        rows.append(timing_row(b, "graph", "(both)", graph, None))
         print(f"{b:>5} {'graph':<8} {'(both)':<10} {spread(graph):>26}")
         for kind in ("fwd", "fwd+bwd"):
             base = results[(b, "torch", kind)]
             for name in models:
                 times = results[(b, name, kind)]
-                ratio = ""
+                ratio, ratios = "", None
                 if name != "torch":
                     ratios = [t / r for t, r in zip(times, base)]
                     ratio = f"{statistics.median(ratios):6.2f}x [{min(ratios):.2f}-{max(ratios):.2f}]"
+                rows.append(timing_row(b, kind, name, times, ratios))
                 print(f"{b:>5} {kind:<8} {name:<10} {spread(times):>26} {ratio:>22}")
     load_end = os.getloadavg()
     print(f"\nload average at end {load_end[0]:.2f} {load_end[1]:.2f} {load_end[2]:.2f} "
           f"(per-round ratios pair the same round's torch and e3nn figures)")
+    common.write_results(args.name, settings, rows, args.results_dir)
 
 
 if __name__ == "__main__":

@@ -20,24 +20,18 @@ positions) and a structure is *recovered* when one of its k samples matches the 
 
 Run: python benchmarks/native_inpainting_quality.py data/dataset --relax --limit 30 \
          [--weights new=runs/x/best.pt --weights shipped=adapters/native/chggen_native/weights/native.pt]
-         [--weights new-50=runs/x/best.pt:25/1/1] [--summary results.json]
-`--summary` writes every method's figures with the git commit and the settings (JSON).
+         [--weights new-50=runs/x/best.pt:25/1/1] [--name quality_conditional_ladders]
+Writes benchmarks/results/native_inpainting_quality.json and .csv (or NAME.*): one row per method,
+with the number of held-out cases in the settings; `--out` adds a CSV of per-structure recoveries.
 """
 
-import os
+import common  # first: it pins OpenBLAS threads before numpy loads
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-
-import argparse  # noqa: E402
-import csv  # noqa: E402
-import json  # noqa: E402
-import subprocess  # noqa: E402
 import time  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
-import torch  # noqa: E402
 from pymatgen.analysis.structure_matcher import StructureMatcher  # noqa: E402
 from pymatgen.core import Structure  # noqa: E402
 from scipy.optimize import linear_sum_assignment  # noqa: E402
@@ -191,7 +185,7 @@ def parse_weights(spec: str) -> tuple[str, str, tuple[int, int, int] | None]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = common.argument_parser(__doc__, "native_inpainting_quality")
     parser.add_argument("data", type=Path)
     parser.add_argument("--weights", action="append", default=[], metavar="LABEL=PATH[:L/C/R]",
                         help="weights to compare (repeat), optionally on L levels, C correctors, RePaint r; "
@@ -211,11 +205,9 @@ def main() -> None:
     parser.add_argument("--symmetric", action="store_true", help="add symmetric inpainting (first weights)")
     parser.add_argument("--skip-baselines", action="store_true", help="leave out the untrained network and random guests")
     parser.add_argument("--out", type=Path, default=None, help="CSV of per-structure recoveries")
-    parser.add_argument("--summary", type=Path, default=None, help="JSON of every method's figures, commit, settings")
-    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    run_settings = common.start(args)
 
     weights = [parse_weights(w) for w in args.weights] or [("shipped", str(DEFAULT_WEIGHTS), None)]
     models, samplers = [], {}
@@ -239,8 +231,7 @@ def main() -> None:
                         for label, m in models)
     sizes = f", as supercells of >= {args.supercell_atoms} atoms" if args.supercell_atoms else ""
     print(f"{len(cases)} held-out structures{window}{sizes} ({sum(sum(c.guests.values()) for c in cases)} guests), "
-          f"k = {args.samples}; {ladders} (untrained: as the first), j = 10; torch "
-          f"threads {args.threads}, OPENBLAS_NUM_THREADS {os.environ['OPENBLAS_NUM_THREADS']}")
+          f"k = {args.samples}; {ladders} (untrained: as the first), j = 10")
     header = f"{'method':<20} {'calls':>6} {'guests<.5':>8} {'all<.5':>8} {'RMSD':>7} {'sample s':>8}"
     if args.relax:
         header += f" {'match':>7} {'E<=ref':>7} {'recovered':>9} {'relax s':>8}"
@@ -263,18 +254,9 @@ def main() -> None:
         rng = np.random.default_rng(args.seed)
         results.append(report("uniform random", cases, [random_guests(c, args.samples, rng) for c in cases], 0.0,
                               relaxer, rows))
-    if args.summary:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-        args.summary.write_text(json.dumps({
-            "commit": commit, "date": time.strftime("%Y-%m-%d"), "cases": len(cases),
-            "settings": {key: str(value) for key, value in vars(args).items()},
-            "torch_threads": args.threads, "openblas_threads": os.environ["OPENBLAS_NUM_THREADS"],
-            "results": results}, indent=1))
+    common.write_results(args.name, {**run_settings, "cases": len(cases)}, results, args.results_dir)
     if args.out and rows:
-        with open(args.out, "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
+        common.write_csv(args.out, rows)
 
 
 if __name__ == "__main__":

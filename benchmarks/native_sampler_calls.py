@@ -9,19 +9,17 @@ within 0.5 A of a true site, samples with every guest there, guest RMSD. Sorted 
 settings that no cheaper setting beats on guests within 0.5 A marked '*' (the Pareto front).
 
 Run: python benchmarks/native_sampler_calls.py data/dataset --weights runs/x/best.pt --limit 40
+Writes benchmarks/results/native_sampler_calls.json and .csv: one row per sampler setting, by calls,
+`pareto` true on the front.
 """
 
-import os
+import common  # first: it pins OpenBLAS threads before numpy loads
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-
-import argparse  # noqa: E402
 import itertools  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
-import torch  # noqa: E402
 
 from chggen_native import NativeScoreModel  # noqa: E402
 from chggen_native.plugin import DEFAULT_WEIGHTS  # noqa: E402
@@ -31,7 +29,7 @@ from timed_model import TimedModel  # noqa: E402
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = common.argument_parser(__doc__, "native_sampler_calls")
     parser.add_argument("data", type=Path)
     parser.add_argument("--weights", type=Path, default=DEFAULT_WEIGHTS)
     parser.add_argument("--levels", type=int, nargs="+", default=[50, 100, 200])
@@ -41,16 +39,14 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=2, help="k: samples per held-out structure")
     parser.add_argument("--limit", type=int, default=0)
     parser.add_argument("--energy-window", type=float, default=None)
-    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    settings = common.start(args)
 
     model = NativeScoreModel.load(args.weights)
     val_fraction = model.metadata.get("train_settings", {}).get("val_fraction", 0.1)
     cases = held_out_cases(args.data, val_fraction, args.limit, args.energy_window)
-    print(f"{len(cases)} held-out structures, k = {args.samples}, j = 10; weights {args.weights}; torch "
-          f"threads {args.threads}, OPENBLAS_NUM_THREADS {os.environ['OPENBLAS_NUM_THREADS']}", flush=True)
+    print(f"{len(cases)} held-out structures, k = {args.samples}, j = 10; weights {args.weights}", flush=True)
     rows = []
     snrs = args.snr or [model.noise_process.snr]
     for levels, correctors, snr, resamples in itertools.product(args.levels, args.correctors, snrs, args.resamples):
@@ -67,11 +63,16 @@ def main() -> None:
     print(f"\n{'calls':>6} {'levels':>6} {'corr':>4} {'snr':>5} {'r':>2} {'guests<.5':>9} {'all<.5':>7} {'RMSD':>6} "
           f"{'seconds':>8}")
     best = -1.0
+    results = []
     for calls, levels, correctors, snr, resamples, within, every, rmsd, seconds in sorted(rows):
-        front = "*" if within > best else " "
+        front = within > best
         best = max(best, within)
+        results.append({"calls": calls, "levels": levels, "correctors": correctors, "snr": snr, "resamples": resamples,
+                        "guests_within": float(within), "all_within": float(every), "rmsd_A": float(rmsd),
+                        "seconds": round(seconds, 2), "pareto": front})
         print(f"{calls:>6} {levels:>6} {correctors:>4} {snr:>5.2f} {resamples:>2} {within:>9.3f} {every:>7.3f} "
-              f"{rmsd:>6.2f} {seconds:>8.1f} {front}")
+              f"{rmsd:>6.2f} {seconds:>8.1f} {'*' if front else ' '}")
+    common.write_results(args.name, {**settings, "cases": len(cases)}, results, args.results_dir)
 
 
 if __name__ == "__main__":

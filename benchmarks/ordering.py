@@ -12,26 +12,25 @@ Cases (benchmarks/data):
                   an ordering that puts Li there relaxes away from it.
 
 Each case is one `chggen order` run in OUT/<case> (resumable: rerun the same command). Prints a
-markdown table and writes OUT/ordering_benchmark.md / .csv.
+markdown table and writes OUT/ordering_benchmark.md / .csv, and benchmarks/results/ordering.json and
+.csv (one row per case and method, with the commit and settings).
 
     python benchmarks/ordering.py --samples 10 --levels 60 --out /work/runs/ordering_final
 """
 
 from __future__ import annotations
 
-import argparse
-import os
-import time
-from pathlib import Path
+import common  # first: it pins OpenBLAS threads before numpy loads
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
 
-import torch  # noqa: E402
 from pymatgen.analysis.structure_matcher import StructureMatcher  # noqa: E402
 from pymatgen.core import Structure  # noqa: E402
 
 from chggen_plugins.applications.ordering import order  # noqa: E402
 from chggen_plugins.evaluation.relax import Relaxer  # noqa: E402
+from chggen_plugins.files import replacing  # noqa: E402
 from chggen_plugins.runs.methods import ORDERING as METHODS  # noqa: E402
 from chggen_plugins.runs.schema import METHODS as METHOD_COLUMNS  # noqa: E402
 from chggen_plugins.runs.schema import Column, Table, write_table  # noqa: E402
@@ -64,7 +63,7 @@ def original_hits(result, relaxer: Relaxer, original: Path) -> dict[str, str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = common.argument_parser(__doc__, "ordering")
     parser.add_argument("--samples", type=int, default=6, help="candidates (= relaxations) per method and case")
     parser.add_argument("--levels", type=int, default=100, help="native model's noise levels")
     parser.add_argument("--model", default="native")
@@ -73,7 +72,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("/work/runs/ordering"))
     args = parser.parse_args()
-    torch.set_num_threads(1)
+    settings = common.start(args)
     relaxer = Relaxer(max_steps=args.max_steps)
     table = []
     for case in args.cases.split(","):
@@ -104,9 +103,10 @@ def main() -> None:
             f"{row['cpu_generate_s']:.1f} + {row['cpu_relax_s']:.1f}"]) + " |")
     text = "\n".join(lines)
     print(text)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "ordering_benchmark.md").write_text(text + "\n")
+    with replacing(args.out / "ordering_benchmark.md") as temporary:
+        temporary.write_text(text + "\n")
     write_table(table, args.out / "ordering_benchmark.csv", TABLE)
+    common.write_results(args.name, settings, table, args.results_dir)
 
 
 if __name__ == "__main__":

@@ -17,13 +17,12 @@ network at its default size (random weights: the cost is the same as trained one
    5 corrector steps, r = 3) on the first-form network against the shipped weights' defaults on the
    network as it is (issue 16's target: at most a quarter of the cost).
 Run: python benchmarks/sampler_overhead.py [--levels 50] [--crystals 64] [--threads 1]
+Writes benchmarks/results/sampler_overhead.json and .csv: one row per figure, `table` = overhead (1, 2),
+per_call (3) or per_structure (4).
 """
 
-import os
+import common  # first: it pins OpenBLAS threads before numpy loads
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-
-import argparse  # noqa: E402
 import time  # noqa: E402
 
 import torch  # noqa: E402
@@ -58,7 +57,7 @@ def run(model, tasks, settings, seed=0):
     return time.perf_counter() - start
 
 
-def measure(name, make_model, host, crystals, settings) -> None:
+def measure(name, make_model, host, crystals, settings) -> dict:
     batched = TimedModel(make_model())
     total = run(batched, [InpaintTask(host, {"Li": 4}, n_samples=crystals)], settings)
     inside = batched.seconds
@@ -67,6 +66,9 @@ def measure(name, make_model, host, crystals, settings) -> None:
                      for seed in range(crystals))
     print(f"{name:<9} {total:>9.2f} {inside:>9.2f} {100 * (total - inside) / inside:>11.1f}% "
           f"{one_by_one:>11.2f} {one_by_one / total:>11.1f}x")
+    return {"table": "overhead", "model": name, "crystals": crystals, "batch_s": round(total, 3),
+            "score_s": round(inside, 3), "overhead_percent": round(100 * (total - inside) / inside, 2),
+            "sequential_s": round(one_by_one, 3), "speed_up": round(one_by_one / total, 3)}
 
 
 def first_form_graph(frac, lattice, crystal, cutoff):
@@ -117,9 +119,10 @@ def per_call_ms(model, batch, repeats: int = 5) -> float:
     return 1000 * (time.perf_counter() - start) / repeats / batch.num_crystals
 
 
-def per_call_table(reference: Structure) -> None:
+def per_call_table(reference: Structure) -> list[dict]:
     """ms per crystal for one native call: as it is against its first form, alone and batched."""
     model = NativeScoreModel.untrained(frozenset({3, 14}))
+    rows = []
     print(f"\n{'atoms':>5} {'batch':>5} {'ms/crystal now':>15} {'first form':>11} {'ratio':>6}")
     for supercell in ((1, 1, 1), (3, 1, 1), (3, 2, 1)):
         crystal = reference * supercell
@@ -131,9 +134,12 @@ def per_call_table(reference: Structure) -> None:
             with FirstForm():
                 before = per_call_ms(model, batch)
             print(f"{len(crystal):>5} {size:>5} {now:>15.2f} {before:>11.2f} {before / now:>5.1f}x")
+            rows.append({"table": "per_call", "atoms": len(crystal), "batch": size, "ms_per_crystal_now": round(now, 3),
+                         "ms_per_crystal_first_form": round(before, 3), "ratio": round(before / now, 3)})
+    return rows
 
 
-def cost_per_structure(reference: Structure, samples: int) -> None:
+def cost_per_structure(reference: Structure, samples: int) -> list[dict]:
     """Seconds (and counted calls) per inpainted 20-atom structure: first generation against now."""
     host = reference * (2, 1, 1)
     host.remove_species(["Li"])                      # Si16: 4 Li guests make 20 atoms
@@ -146,6 +152,7 @@ def cost_per_structure(reference: Structure, samples: int) -> None:
           "as it is")
     print(f"{'samples':>7} {'first calls':>11} {'first s/structure':>17} {'now calls':>9} {'now s/structure':>15} "
           f"{'cost now/first':>14}")
+    rows = []
     for k in (1, samples):
         task = [InpaintTask(host, {"Li": 4}, n_samples=k)]
         before, now = TimedModel(first), TimedModel(shipped)
@@ -154,33 +161,36 @@ def cost_per_structure(reference: Structure, samples: int) -> None:
         new_seconds = run(now, task, settings) / k
         print(f"{k:>7} {before.calls:>11} {old_seconds:>17.2f} {now.calls:>9} {new_seconds:>15.2f} "
               f"{new_seconds / old_seconds:>14.2f}")
+        rows.append({"table": "per_structure", "samples": k, "first_calls": before.calls,
+                     "first_s_per_structure": round(old_seconds, 3), "now_calls": now.calls,
+                     "now_s_per_structure": round(new_seconds, 3), "cost_now_over_first": round(new_seconds / old_seconds, 4)})
+    return rows
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = common.argument_parser(__doc__, "sampler_overhead")
     parser.add_argument("--levels", type=int, default=50)
     parser.add_argument("--crystals", type=int, default=64)
-    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--samples", type=int, default=4, help="k for the per-structure cost, in one batch")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    run_settings = common.start(args)
 
     reference = li_si_reference()
     host = reference.copy()
     host.remove_species(["Li"])
     process = CartesianVE(num_levels=args.levels)
     settings = SamplerSettings(jump_length=10, resamples=3)
-    print(f"torch threads {args.threads}, OPENBLAS_NUM_THREADS {os.environ['OPENBLAS_NUM_THREADS']}, "
-          f"{args.levels} levels, j=10, r=3, {process.corrector_steps} corrector steps; host Si8 + 4 Li "
+    print(f"{args.levels} levels, j=10, r=3, {process.corrector_steps} corrector steps; host Si8 + 4 Li "
           f"guests; {args.crystals} crystals batched vs one at a time")
     print(f"{'model':<9} {'batch s':>9} {'score s':>9} {'overhead':>12} {'sequential s':>11} {'speed-up':>12}")
-    measure("analytic", lambda: AnalyticSiteModel(reference, 0.1, CartesianVE(num_levels=args.levels)),
-            host, args.crystals, settings)
-    measure("native", lambda: NativeScoreModel.untrained(frozenset({3, 14})).with_levels(args.levels),
-            host, args.crystals, settings)
+    rows = [measure("analytic", lambda: AnalyticSiteModel(reference, 0.1, CartesianVE(num_levels=args.levels)),
+                    host, args.crystals, settings),
+            measure("native", lambda: NativeScoreModel.untrained(frozenset({3, 14})).with_levels(args.levels),
+                    host, args.crystals, settings)]
     print("targets: overhead < 10%, batched speed-up >= 5x (analytic), >= 2x (native)")
-    per_call_table(reference)
-    cost_per_structure(reference, args.samples)
+    rows += per_call_table(reference)
+    rows += cost_per_structure(reference, args.samples)
+    common.write_results(args.name, run_settings, rows, args.results_dir)
 
 
 if __name__ == "__main__":

@@ -8,13 +8,13 @@ may change the tolerance in its iterative search (e.g. tighten 0.1 -> 0.05 A whe
 inconsistent group), so the tolerance it actually used is printed too.
 
 Run: python benchmarks/symmetry_libraries.py [--repeats 30] [--copies 50]
+Writes benchmarks/results/symmetry_libraries.json and .csv: one row per case (`table` = timings) and
+per recovery count (`table` = recovery).
 """
 
+import common  # first: it pins OpenBLAS threads before numpy loads (BLAS threads only add noise to small calls)
+
 import os
-
-os.environ["OPENBLAS_NUM_THREADS"] = "1"  # before numpy: BLAS threads only add noise to small calls
-
-import argparse
 import statistics
 import time
 
@@ -43,10 +43,11 @@ def seconds_per_call(structure: Structure, library: str, repeats: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = common.argument_parser(__doc__, "symmetry_libraries")
     parser.add_argument("--repeats", type=int, default=30, help="timed calls per case (median reported)")
     parser.add_argument("--copies", type=int, default=50, help="rattled copies for the recovery count")
     args = parser.parse_args()
+    settings = common.start(args)
 
     si = Structure.from_spacegroup("Fd-3m", Lattice.cubic(5.431), ["Si"], [[0, 0, 0]]) * (2, 2, 2)
     lfp = Structure.from_file(STRUCTURES_DIR / "LiFePO4.json")
@@ -57,15 +58,19 @@ def main() -> None:
         "LiFePO4 rattled 0.05": rattle(lfp, 0.05, 0),
         "LiFePO4 2x1x1 rattled 0.05": rattle(lfp * (2, 1, 1), 0.05, 0),
     }
-    print(f"OPENBLAS_NUM_THREADS={os.environ['OPENBLAS_NUM_THREADS']}, cpus={os.cpu_count()}, "
-          f"RAYON_NUM_THREADS={os.environ.get('RAYON_NUM_THREADS', 'unset')}; symprec 0.1 A, angle 10 deg; "
-          f"median of {args.repeats} calls")
+    settings["rayon_threads"] = os.environ.get("RAYON_NUM_THREADS", "unset")  # moyopy's thread pool
+    print(f"RAYON_NUM_THREADS={settings['rayon_threads']}; symprec 0.1 A, angle 10 deg; median of {args.repeats} calls")
+    rows = []
     print(f"{'case':28s} {'atoms':>5s} {'spglib ms':>10s} {'moyopy ms':>10s} {'spglib/moyopy':>14s}  groups (spglib | moyopy)")
     for name, structure in cases.items():
         t_spg = seconds_per_call(structure, "spglib", args.repeats)
         t_moyo = seconds_per_call(structure, "moyopy", args.repeats)
         g_spg, g_moyo = space_group(structure, library="spglib"), space_group(structure, library="moyopy")
         agree = "agree" if g_spg.number == g_moyo.number else "DIFFER"
+        rows.append({"table": "timings", "case": name, "atoms": len(structure), "spglib_ms": round(1e3 * t_spg, 4),
+                     "moyopy_ms": round(1e3 * t_moyo, 4), "spglib_over_moyopy": round(t_spg / t_moyo, 3),
+                     "spglib_group": g_spg.number, "moyopy_group": g_moyo.number, "moyopy_symprec": g_moyo.symprec,
+                     "moyopy_angle_tolerance": g_moyo.angle_tolerance})
         print(f"{name:28s} {len(structure):5d} {1e3 * t_spg:10.3f} {1e3 * t_moyo:10.3f} {t_spg / t_moyo:14.2f}  "
               f"{g_spg.number} {g_spg.symbol} | {g_moyo.number} {g_moyo.symbol} ({agree}; moyopy used "
               f"symprec {g_moyo.symprec:g}, angle {g_moyo.angle_tolerance:g})")
@@ -75,6 +80,9 @@ def main() -> None:
         copies = [rattle(parent, 0.05, seed) for seed in range(args.copies)]
         hits = {lib: sum(space_group(c, library=lib).number == number for c in copies) for lib in ("spglib", "moyopy")}
         print(f"  {name:10s} spglib {hits['spglib']}/{args.copies}   moyopy {hits['moyopy']}/{args.copies}")
+        rows.append({"table": "recovery", "case": name, "copies": args.copies, "spglib_recovered": hits["spglib"],
+                     "moyopy_recovered": hits["moyopy"]})
+    common.write_results(args.name, settings, rows, args.results_dir)
 
 
 if __name__ == "__main__":

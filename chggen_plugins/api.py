@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import secrets
 import warnings
+from dataclasses import replace
 from typing import Mapping, Sequence, Union
 
 import numpy as np
@@ -20,6 +22,7 @@ from chggen_plugins.structures.host import select_guests, symmetric_host
 from chggen_plugins.structures.io import MIN_DISTANCE, StructureLike, check_lattice, to_atoms, to_structure
 
 ModelLike = Union[ScoreModel, str]
+ORBIT_REDRAWS = 3  # rounds in which symmetric samples whose atoms met are drawn and sampled again
 
 use_default_threads()  # one torch thread unless $CHGGEN_THREADS says otherwise (contract/devices.py: why)
 
@@ -124,6 +127,8 @@ def sample_tasks(tasks: Sequence[InpaintTask], model: ModelLike, seed: int | Non
 
     Returns:
         Per task, in order, its `n_samples` pymatgen Structures (host sites first, then guests).
+        A symmetric sample whose atoms met (a pair under 1 A) is sampled again with a new Wyckoff
+        assignment, up to ORBIT_REDRAWS times (`properties["orbit_redraws"]` counts them).
 
     Raises:
         ChggenError: a bad seed, an element the model does not know, or `start_sigma` and start
@@ -149,12 +154,17 @@ def sample_tasks(tasks: Sequence[InpaintTask], model: ModelLike, seed: int | Non
     if start_sigma is None and len(without) < len(tasks):
         raise ChggenError("a start placement needs a start sigma: how far the placement may move (e.g. 0.5 A)")
     start_level = None if start_sigma is None else start_level_of(model, start_sigma)
+    seed = secrets.randbits(63) if seed is None else seed
+    samples = _sample_batch(tasks, model, seed, settings, device, progress, start_level)
+    return _redraw_met_orbits(samples, tasks, model, seed, settings, device, start_level)
+
+
+def _sample_batch(tasks: list[InpaintTask], model: ScoreModel, seed: int, settings: SamplerSettings,
+                  device: str, progress: bool, start_level: int | None) -> list[list[Structure]]:
+    """One sampler run over all `tasks` in one batch (the seed draws the noise and the assignments)."""
     batch = tasks_to_batch(tasks).to(device)
     generator = torch.Generator(device=device)
-    if seed is None:
-        seed = generator.seed()
-    else:
-        generator.manual_seed(seed)
+    generator.manual_seed(seed)
     orbits, assignments = tasks_to_orbits(tasks, np.random.default_rng(seed))
     try:
         result = sample(model, batch, settings, generator, progress=progress,
@@ -163,6 +173,32 @@ def sample_tasks(tasks: Sequence[InpaintTask], model: ModelLike, seed: int | Non
         raise ScoreNotFinite(error.model, error.step, error.level, error.crystals,
                              _samples_named(tasks, error.crystals)) from None
     return batch_to_structures(tasks, result.frac_coords, assignments)
+
+
+def _redraw_met_orbits(samples: list[list[Structure]], tasks: list[InpaintTask], model: ScoreModel, seed: int,
+                       settings: SamplerSettings, device: str, start_level: int | None) -> list[list[Structure]]:
+    """Symmetric samples whose atoms met (a pair under 1 A: copies of a free orbit that closed in on
+    each other or on a host atom) are sampled again with a freshly drawn assignment, up to
+    ORBIT_REDRAWS rounds, only those samples; each symmetric sample records its rounds in
+    `properties["orbit_redraws"]` (one that still has `close_pairs` after the last round is kept,
+    and set aside before relaxation as before). Why: 13 of 17 failed Li-Si symmetric samples were
+    orbit copies that met; the assignment, not the model, had made them impossible."""
+    for task, task_samples in zip(tasks, samples):
+        for structure in task_samples if task.symmetric else ():
+            structure.properties["orbit_redraws"] = 0
+    for round_ in range(1, ORBIT_REDRAWS + 1):
+        crowded = {number: [i for i, s in enumerate(samples[number]) if s.properties["close_pairs"]]
+                   for number, task in enumerate(tasks) if task.symmetric}
+        crowded = {number: indices for number, indices in crowded.items() if indices}
+        if not crowded:
+            break
+        again = _sample_batch([replace(tasks[number], n_samples=len(indices)) for number, indices in crowded.items()],
+                              model, (seed + round_ * 1_000_003) % 2**63, settings, device, False, start_level)
+        for (number, indices), redrawn in zip(crowded.items(), again):
+            for index, structure in zip(indices, redrawn):
+                structure.properties["orbit_redraws"] = round_
+                samples[number][index] = structure
+    return samples
 
 
 def _samples_named(tasks: Sequence[InpaintTask], crystals: Sequence[int]) -> str:

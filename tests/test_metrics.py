@@ -4,6 +4,7 @@ import pytest
 from pymatgen.core import Lattice, Structure
 
 from chggen_plugins.evaluation.coordination import coordination_numbers, coordination_stats
+from chggen_plugins.runs.figures import save_figure
 from chggen_plugins.runs.report import plot_coordination
 
 
@@ -31,5 +32,5 @@ def test_stats_per_group_and_species(tmp_path):
     assert by_key[("training", "Si")].sites == 8 and by_key[("training", "Si")].counts == {4: 8}
     assert by_key[("training", "Li")].mean == pytest.approx(6.0) and by_key[("training", "Li")].std == 0.0
     assert by_key[("generated", "Cs")].counts == {8: 1} and [s.group for s in stats][0] == "training"
-    path = plot_coordination(stats, tmp_path / "cn.png")
+    path = save_figure(plot_coordination(stats), tmp_path / "cn.png")
     assert path.stat().st_size > 1000

@@ -150,7 +150,7 @@ def test_assignment_keeps_species_on_the_sites_that_list_them():
 
 # --- the command ------------------------------------------------------------------------------------
 
-def test_order_end_to_end_resumes_and_refuses_changed_settings(tmp_path: Path):
+def test_order_end_to_end_resumes_and_refuses_changed_settings(tmp_path: Path, capsys):
     torch.manual_seed(0)
     disordered = li2s_disordered(conventional=False)  # 1 S, 2 tetrahedral + 1 octahedral site, 2 Li
     problem = ordering_problem(disordered)
@@ -178,6 +178,10 @@ def test_order_end_to_end_resumes_and_refuses_changed_settings(tmp_path: Path):
     stored = len(result.store)
     again = order(disordered, model, tmp_path, 2, **options)  # resume: nothing new is relaxed
     assert len(again.store) == stored
+    written = sum(bool(r["cif"]) for r in rows)
+    order(disordered, model, tmp_path, 2, keep=written + 5, **{**options, "echo": True})  # only the outputs change
+    assert (f"the {written} lowest distinct orderings (of {written + 5} asked: the other candidates were "
+            "duplicates or failed)") in capsys.readouterr().out  # it used to say the number asked
     with pytest.raises(ChggenError, match=r"different settings \(samples changed\)"):
         order(disordered, model, tmp_path, 3, **options)
     with pytest.raises(ChggenError, match=r"different settings \(site_pull changed\)"):

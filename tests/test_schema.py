@@ -69,11 +69,12 @@ def test_every_declared_column_has_a_kind_and_a_meaning_and_names_are_unique() -
 def test_the_printed_summary_explains_its_abbreviations() -> None:
     row = {"composition": "LiSi2", "method": "inpainting", "n_atoms": 6, "generated": 4, "converged": 3,
            "errors": 1, "symmetric_spglib": 2, "rate_spglib": 0.5, "rate_spglib_low": 0.15,
-           "rate_spglib_high": 0.85, "median_steps": 40, "lowest_e_per_atom": -4.2, "lowest_ed": 0.01,
+           "rate_spglib_high": 0.85, "distinct": 2, "median_steps": 40, "lowest_e_per_atom": -4.2, "lowest_ed": 0.01,
            "below_threshold": 1, "symprec": 0.1, "angle_tolerance": 5.0, "threshold": 0.1, "hull": None,
            "backend": "analytic", "weights": "trained"}
     text = format_table([row], ["spglib"])
-    for abbreviation in ("conv = structures relaxed to fmax", "err = ", "Ed<thr = ", "min E/at = ", "[eV/atom]"):
+    for abbreviation in ("conv = structures relaxed to fmax", "err = ", "Ed<thr = ", "min E/at = ", "[eV/atom]",
+                         "dist = relaxed structures pymatgen's StructureMatcher"):
         assert abbreviation in text
 
 

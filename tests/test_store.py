@@ -11,7 +11,7 @@ from pymatgen.core import Lattice, Structure
 from chggen_plugins.errors import ChggenError
 from chggen_plugins.runs.config import SymmetryConfig
 from chggen_plugins.runs.report import summary_rows
-from chggen_plugins.runs.store import ResultStore
+from chggen_plugins.runs.store import ResultStore, StoredResult
 
 HOLD_LOCK = """
 import sys
@@ -115,3 +115,15 @@ def test_a_structure_stored_twice_counts_once(tmp_path):
     assert [r.uid[-1] for r in rows] == ["0", "1", "2"]
     summary = summary_rows(rows, SymmetryConfig(0.1, 10.0, ("spglib",)), 0.1)
     assert len(summary) == 1 and summary[0]["generated"] == 3 and summary[0]["converged"] == 3
+
+
+def test_the_summary_counts_distinct_relaxed_structures():
+    """Three relaxed diamond Si cells 0.2% apart are one structure to StructureMatcher; a rock-salt-like
+    one is another: a symmetric rate of 4/4 is 2 distinct structures, not 4."""
+    fields = {"status": "relaxed", "method": "inpainting", "composition": "Si", "n_atoms": 2, "steps": 5,
+              "e_per_atom": -5.4, "ed": 0.01, "hull": "entries file"}
+    other = Structure(Lattice.cubic(3.0), ["Si", "Si"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    rows = [StoredResult(f"u{k}", silicon(5.43 + 0.01 * k), None, {**fields, "uid": f"u{k}"}) for k in range(3)]
+    rows.append(StoredResult("u3", other, None, {**fields, "uid": "u3"}))
+    summary = summary_rows(rows, SymmetryConfig(0.1, 10.0, ("spglib",)), 0.1)
+    assert summary[0]["generated"] == 4 and summary[0]["distinct"] == 2

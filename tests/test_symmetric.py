@@ -321,3 +321,59 @@ def test_moves_are_projected_orthogonally_in_the_metric_of_the_process(process, 
     copies = orbit.points(np.array([0.3 + expected, 0, 0]))  # free row (1, 0, 0): u is x
     diff = moved[rep:rep + 6].numpy() - copies
     assert np.abs(diff - np.round(diff)).max() < 1e-12
+
+
+def test_fixed_orbits_closer_than_1_a_never_share_an_assignment():
+    """In a short hexagonal cell 3f (1/2,0,0) and 3g (1/2,0,1/2) lie 0.9 A apart: together they would
+    give guests that meet (set aside before relaxation). Both stay on offer, never in one draw."""
+    host = Structure(Lattice.hexagonal(3.0, 1.8), ["Si"], [[0, 0, 0]])
+    plan = plan_guests(host, {"Li": 6})
+    labels = {i: orbit.label for i, orbit in enumerate(plan.orbits)}
+    offered = {tuple(sorted(labels[i] for i in c)) for c in plan.combinations["Li"]}
+    assert ("3f", "3g") in offered  # the combination exists: only the clash rule keeps it out
+    assert len(plan.combinations["Li"]) < 30  # 300 uniform draws would meet it without the rule
+    rng = np.random.default_rng(0)
+    drawn = [plan.draw(rng) for _ in range(300)]
+    assert not any({"3f", "3g"} <= {orbit.label for _, orbit in a} for a in drawn)
+    for assignment in drawn:
+        fixed = [orbit.points() for _, orbit in assignment if orbit.dof == 0]
+        for a in range(len(fixed)):
+            for b in range(a + 1, len(fixed)):
+                assert host.lattice.get_all_distances(fixed[a], fixed[b]).min() >= 1.0
+
+
+class _Gathering(_HostOnlyModel):
+    """Guests drawn to the nearest image of one point (the cell centre) by a Gaussian score: the
+    copies of a free orbit whose line runs through it gather there and meet."""
+
+    def score(self, batch, level):
+        sigma = float(self.noise_process.sigma(level))
+        diff = batch.frac_coords - 0.5
+        diff = diff - torch.round(diff)
+        vec = torch.einsum("ni,nij->nj", diff, batch.lattice[batch.batch])
+        out = -vec / (sigma ** 2 + 0.3 ** 2)
+        return torch.where(batch.fixed.unsqueeze(-1), torch.zeros_like(out), out)
+
+
+def test_symmetric_samples_whose_orbit_copies_met_are_drawn_again():
+    """Guests on Wyckoff orbits of primitive diamond Si: where the model gathers a free orbit's copies,
+    they meet; such samples (pairs under 1 A) are sampled again with a new assignment, counted per
+    sample, and the others are left as they were."""
+    from chggen_plugins import api
+
+    host = diamond_si(primitive=True, a=8.0)
+    tasks = [InpaintTask(host, {"Li": 8}, 12, symmetric=True)]
+    model = _Gathering({3, 14})
+    first = api._sample_batch(tasks, model, 5, SamplerSettings(), "cpu", False, None)[0]
+    met = [i for i, s in enumerate(first) if s.properties["close_pairs"]]
+    assert 0 < len(met) < len(first)  # the case needs samples whose copies met, and some that did not
+    samples = sample_tasks(tasks, model, seed=5)[0]
+    for i, structure in enumerate(samples):
+        if i in met:
+            assert structure.properties["orbit_redraws"] >= 1
+        else:  # untouched samples are the first run's, bit for bit
+            assert structure.properties["orbit_redraws"] == 0
+            assert np.array_equal(structure.frac_coords, first[i].frac_coords)
+    assert sum(s.properties["close_pairs"] > 0 for s in samples) < len(met)  # new assignments helped
+    free = sample_tasks([InpaintTask(host, {"Li": 8}, 2)], model, seed=5)[0]
+    assert "orbit_redraws" not in free[0].properties  # free inpainting is not redrawn

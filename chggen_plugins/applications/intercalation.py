@@ -43,7 +43,7 @@ from chggen_plugins.evaluation.stability import reference_candidates
 from chggen_plugins.evaluation.voltage import Intercalation, guest_charge, host_units, pseudo_binary
 from chggen_plugins.runs.config import DEFAULT_SYMMETRY
 from chggen_plugins.runs.methods import HOST, INPAINTING, INPAINTING_SYM, REFERENCE, SWEEP
-from chggen_plugins.runs.report import save_figure
+from chggen_plugins.runs.figures import REFERENCE_COLOUR, empty_note, new_figure, save_figure, style
 from chggen_plugins.runs.schema import INTERCALATION, VOLTAGE, write_table
 from chggen_plugins.runs.setup import announce_seed, claim_store, model_run, resolve_seed
 from chggen_plugins.runs.shards import Shard, run_shard
@@ -236,15 +236,44 @@ class Sweep:
 def intercalate(host: StructureLike, guest: str, counts: Sequence[int], model: ModelLike, out: str | Path,
                 samples: int = 4, supercell: str | Sequence[int] = (1, 1, 1), *, echo: bool = True,
                 **options: Any) -> IntercalationResult:
-    """Sweep `counts` guests per (super)cell into `host` with `samples` inpainted structures each;
-    relax, store (resumable) and report the hull and voltage profile in `out`.
+    """Sweep `counts` guests per (super)cell into `host`: inpaint, relax, store (resumable) and
+    report the pseudo-binary hull and the voltage profile in `out`.
 
-    `model` is a registered name (with `model_source`) or a ScoreModel; `levels` puts a model that
-    offers `with_levels` (native, MatterGen) on another ladder. `reference` is the guest's elemental
-    structure (default: the lowest of the AFLOW elemental prototypes after relaxation). `symmetric`
-    adds K symmetric samples per count beside the free ones. `relaxer` is a relaxer name (with
-    `fmax`, `max_steps` and `stages`, see `Relaxer`) or a Relaxer, which replaces those. Other options (seed, jump_length, resamples, strip, device, progress, on_result):
-    see `Sweep`.
+    Why one call: intercalation is the practical use of inpainting into a known host; the sweep
+    shares the campaign's store, resume and relaxation, so a killed sweep reruns where it stopped.
+
+    Args:
+        host: the guest-free host (a Structure, Atoms or file); with `strip=True` its own guests
+            are taken out first.
+        guest: the guest element, e.g. "Li".
+        counts: guests per (super)cell to sweep, e.g. [1, 2, 3, 4]; each must fit the cell
+            (`structures.room`).
+        model: a registered model name (with `model_source`) or a ScoreModel.
+        out: the output folder (new, or one this sweep wrote before).
+        samples: inpainted structures per count.
+        supercell: "2x1x1" or (2, 1, 1).
+        echo: print the tables and where the files are.
+        **options: `model_source`, `levels`, `seed` (None: drawn, or the stored one on resume),
+            `jump_length`, `resamples`, `fmax`, `max_steps`, `relaxer` (a relaxer name, default chgnet,
+            or a Relaxer, which replaces fmax, max_steps and stages), `stages` (e.g. ("guests", "all")),
+            `reference` (the
+            guest's elemental structure; default: the lowest relaxed AFLOW elemental prototype),
+            `strip`, `symmetric` (symmetric samples beside the free ones), `device`, `progress`,
+            `on_result` (called after every stored row).
+
+    Returns:
+        An IntercalationResult: the store, the pseudo-binary (hull and voltage steps) and the
+        files written (intercalation.csv, voltage.csv, hull.png, voltage.png, structures/).
+
+    Raises:
+        ChggenError: a bad host, counts that do not fit, an output of another run, in one line.
+
+    Example:
+        ```python
+        import chggen_plugins as cg
+        result = cg.intercalate("examples/tis2_host.cif", "Li", [1, 2], "native", "li_tis2", samples=2)
+        [round(step.voltage, 2) for step in result.thermo.steps]   # V vs Li metal
+        ```
     """
     return Sweep(host, guest, counts, model, out, samples, supercell, **options).run(echo)
 
@@ -327,59 +356,66 @@ def write_outputs(thermo: Intercalation, store: ResultStore, out: Path) -> dict[
               "cumulative_capacity": round(s.cumulative_capacity, 3), "charge": thermo.charge} for s in thermo.steps]
     return {"store": store.path, "table": write_table(rows, out / "intercalation.csv", INTERCALATION),
             "voltage": write_table(steps, out / "voltage.csv", VOLTAGE),
-            "hull_plot": plot_hull(thermo, out / "hull.png"),
-            "voltage_plot": plot_voltage(thermo, out / "voltage.png"), "structures": structures}
+            "hull_plot": save_figure(plot_hull(thermo), out / "hull.png"),
+            "voltage_plot": save_figure(plot_voltage(thermo), out / "voltage.png"), "structures": structures}
 
 
-def plot_hull(thermo: Intercalation, path: Path) -> Path:
-    """Formation energy per host formula unit vs x: every converged sample, the lowest per x, the hull."""
-    figure = Figure(figsize=(6, 4))
-    axes = figure.add_subplot()
+def plot_hull(thermo: Intercalation) -> Figure:
+    """Formation energy per host formula unit vs x: every converged sample, the lowest per x, the hull.
+
+    The layers are drawn so none hides another: the hull line and its open squares at the bottom,
+    open rings on the lowest sample per x, and every sample as a small dot on top. Each hull phase
+    is labelled towards the inside of the axes, so no label leaves the canvas.
+    """
+    figure, (axes,) = new_figure(6.5, 4)
+    hull, lowest, samples = style(3)["color"], style(0)["color"], "0.15"
+    stable = thermo.stable
+    axes.axhline(0.0, color=REFERENCE_COLOUR, linewidth=0.5, zorder=1)
+    axes.plot([p.x for p in stable], [p.formation_energy for p in stable], "-s", color=hull, markersize=10,
+              markerfacecolor="none", label="hull", zorder=2)
+    axes.scatter([p.x for p in thermo.points], [p.formation_energy for p in thermo.points], s=60,
+                 facecolors="none", edgecolors=lowest, linewidths=1.5, label="lowest per x", zorder=3)
     if thermo.samples:
         xs, energies, _ = zip(*thermo.samples)
-        axes.scatter(xs, energies, s=12, color="0.7", label=f"relaxed samples ({len(thermo.samples)})")
-    axes.scatter([p.x for p in thermo.points], [p.formation_energy for p in thermo.points], s=30,
-                 color="tab:blue", label="lowest per x", zorder=3)
-    stable = thermo.stable
-    axes.plot([p.x for p in stable], [p.formation_energy for p in stable], "-o", color="tab:red",
-              label="hull", zorder=4)
+        axes.scatter(xs, energies, s=10, color=samples, label=f"relaxed samples ({len(thermo.samples)})", zorder=4)
+    axes.margins(x=0.08, y=0.15)
+    middle = (min(p.x for p in thermo.points) + max(p.x for p in thermo.points)) / 2 if thermo.points else 0.0
     for point in stable:
+        right = point.x > middle  # labels point inwards
         axes.annotate(point.entry.composition.reduced_formula, (point.x, point.formation_energy), fontsize=7,
-                      textcoords="offset points", xytext=(3, -10))
-    axes.axhline(0.0, color="k", linewidth=0.5)
-    axes.set_xlabel(f"x in {thermo.guest}$_x${thermo.host}")
+                      textcoords="offset points", xytext=(-6 if right else 6, -8), ha="right" if right else "left",
+                      va="top", zorder=5)
+    axes.set_xlabel(f"x in {thermo.guest}$_x${thermo.host} (guests per {thermo.host})")
     axes.set_ylabel(f"formation energy (eV per {thermo.host})")
     axes.set_title(f"{thermo.host} - {thermo.guest}: CHGNet energies against the host and "
                    f"{thermo.guest} metal", fontsize=9)
     axes.legend(fontsize=8)
-    return save_figure(figure, path)
+    return figure
 
 
-def plot_voltage(thermo: Intercalation, path: Path) -> Path:
+def plot_voltage(thermo: Intercalation) -> Figure:
     """The voltage step curve vs x and vs capacity (pymatgen's normalisation)."""
-    figure = Figure(figsize=(9, 3.8))
-    by_x, by_capacity = figure.add_subplot(1, 2, 1), figure.add_subplot(1, 2, 2)
+    figure, (by_x, by_capacity) = new_figure(9, 3.8, 2)
     if thermo.steps:
         volts = [s.voltage for s in thermo.steps]
         xs = [thermo.steps[0].x_charge] + [s.x_discharge for s in thermo.steps]
         capacities = [0.0] + [s.cumulative_capacity for s in thermo.steps]
         for axes, edges in ((by_x, xs), (by_capacity, capacities)):
-            axes.stairs(volts, edges, baseline=None, color="tab:red")
+            axes.stairs(volts, edges, baseline=None, color=style(3)["color"], linewidth=1.5)
             axes.set_ylim(min(0.0, min(volts)) - 0.02, max(volts) + 0.1)
         summary = thermo.electrode_summary()
         by_capacity.set_title(f"average {summary['average_voltage']:.3f} V; mAh/g of "
                               f"{summary['normalised_by']}", fontsize=9)
     else:
         for axes in (by_x, by_capacity):
-            axes.text(0.5, 0.5, "fewer than two stable contents:\nno voltage step", ha="center",
-                      va="center", transform=axes.transAxes)
+            empty_note(axes, "fewer than two stable contents:\nno voltage step")
     by_x.set_title(f"{thermo.guest} into {thermo.host} (z = {thermo.charge}), V vs {thermo.guest} metal",
                    fontsize=9)
-    by_x.set_xlabel(f"x in {thermo.guest}$_x${thermo.host}")
+    by_x.set_xlabel(f"x in {thermo.guest}$_x${thermo.host} (guests per {thermo.host})")
     by_capacity.set_xlabel("capacity (mAh/g)")
     for axes in (by_x, by_capacity):
         axes.set_ylabel("voltage (V)")
-    return save_figure(figure, path)
+    return figure
 
 
 def summary_text(thermo: Intercalation, store: ResultStore) -> str:

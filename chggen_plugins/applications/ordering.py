@@ -62,7 +62,7 @@ from chggen_plugins.evaluation.relax import DEFAULT_STAGES, FMAX, MAX_STEPS, Rel
 from chggen_plugins.files import replacing
 from chggen_plugins.runs.config import DEFAULT_SYMMETRY
 from chggen_plugins.runs.methods import INPAINTING, INPAINTING_SITES, ORDERING, PYMATGEN, RANDOM, check_methods
-from chggen_plugins.runs.report import save_figure
+from chggen_plugins.runs.figures import count_histogram, empty_note, method_style, new_figure, save_figure
 from chggen_plugins.runs.schema import METHODS, ORDERINGS, legend, write_table
 from chggen_plugins.runs.setup import announce_seed, claim_store, model_run, resolve_seed
 from chggen_plugins.runs.shards import Shard, lowest_distinct, run_shard
@@ -407,14 +407,43 @@ def _occupancy_digest(structure: Structure) -> str:
 
 def order(source: StructureLike | str | Path, model: ModelLike | None, out: str | Path, samples: int = 8,
           supercell: str | Sequence[int] | None = None, *, echo: bool = True, **options: Any) -> OrderingResult:
-    """Order the partially occupied crystal `source` (CIF path or Structure): `samples` candidates
-    per method in the smallest supercell with integer counts (or `supercell`), relaxed with CHGNet,
-    stored in `out` (resumable), ranked; the `keep` lowest distinct orderings written as CIF.
+    """Order the partially occupied crystal `source`: candidates per method in the smallest supercell
+    with integer counts, relaxed, stored in `out` (resumable), ranked; the lowest distinct written as CIF.
 
-    `methods`: any of inpainting, inpainting-sites (both need `model`), pymatgen, random. `oxidation_states`
-    ({"Li": 1, ...}) for pymatgen's ordering and the Ewald column (default: BVAnalyzer). `site_pull`
-    (default 0: none) and `width` (A): strength and final std of inpainting-sites' optional pull. Others as for `intercalate` (levels, seed, jump_length,
-    resamples, fmax, max_steps, relaxer, stages, device, progress, on_result).
+    Why several methods side by side: inpainting proposes orderings from what the model learned;
+    pymatgen's Ewald ordering and random orderings are the baselines it is judged against, on the
+    same relaxation and the same table.
+
+    Args:
+        source: a CIF path (occupancies kept) or a disordered Structure.
+        model: a registered model name (with `model_source`) or a ScoreModel; None when only
+            `pymatgen` and `random` are run.
+        out: the output folder (new, or one this command wrote before).
+        samples: candidates per method.
+        supercell: "2x1x1" or (2, 1, 1); None: the smallest with integer counts.
+        echo: print the tables and where the files are.
+        **options: `methods` (any of inpainting, inpainting-sites, pymatgen, random),
+            `oxidation_states` ({"Li": 1, ...}; default: BVAnalyzer, checked before any work when
+            `pymatgen` is asked), `keep` (lowest distinct orderings written; default `samples`),
+            `site_pull` (default 0: none) and `width` (A) of inpainting-sites' optional pull,
+            `model_source`, `levels`, `seed`, `jump_length`, `resamples`, `fmax`, `max_steps`,
+            `relaxer`, `stages` (as for `intercalate`), `device`, `progress`, `on_result`.
+
+    Returns:
+        An OrderingResult: the problem (host, guests, sites), the store, one row per method
+        (methods.csv) and the files written (orderings.csv, energies.png, structures/).
+
+    Raises:
+        ChggenError: an ordered or over-occupied CIF, an unknown element, missing oxidation
+            states, an output of another run, in one line.
+
+    Example:
+        ```python
+        import chggen_plugins as cg
+        result = cg.order("benchmarks/data/beta_li3ps4_homma2011.cif", "native", "li3ps4", samples=4,
+                          methods=("inpainting", "random"))
+        [(row["method"], row["lowest_e_per_atom"]) for row in result.methods]
+        ```
     """
     return Ordering(source, model, out, samples, supercell, **options).run(echo)
 
@@ -453,9 +482,8 @@ def write_outputs(store: ResultStore, out: Path, methods: Sequence[str], keep: i
     summary = method_rows(store, results, methods)
     files = {"store": store.path, "orderings": write_table(sorted(rows, key=lambda x: (x["rank"] is None, x["rank"] or 0)),
                                                             out / "orderings.csv", ORDERINGS),
-             "methods": write_table(summary, out / "methods.csv", METHODS), "histogram": plot_energies(relaxed, methods,
-                                                                                            out / "energies.png"),
-             "structures": structures}
+             "methods": write_table(summary, out / "methods.csv", METHODS),
+             "histogram": save_figure(plot_energies(relaxed, methods), out / "energies.png"), "structures": structures}
     return rows, summary, files
 
 
@@ -498,22 +526,20 @@ def format_methods(rows: Sequence[dict[str, Any]]) -> str:
     return "\n".join([*table, legend(METHODS, header)])
 
 
-def plot_energies(relaxed: Sequence[StoredResult], methods: Sequence[str], path: Path) -> Path:
-    """Histogram of relaxed CHGNet energies (meV/atom above the lowest found) per method."""
-    figure = Figure(figsize=(6, 4))
-    axes = figure.add_subplot()
+def plot_energies(relaxed: Sequence[StoredResult], methods: Sequence[str]) -> Figure:
+    """Histogram of relaxed CHGNet energies (meV/atom above the lowest found), methods side by side
+    in each bin, each in its own colour."""
+    figure, (axes,) = new_figure(6.5, 4)
     energies = {m: [r.get("e_per_atom") for r in relaxed if r.get("method") == m] for m in methods}
     found = [e for values in energies.values() for e in values]
     if found:
         lowest = min(found)
         spread = max(1e-3, (max(found) - lowest) * 1000)
-        bins = np.linspace(0, spread, 21)
-        for method, values in energies.items():
-            if values:
-                axes.hist([(e - lowest) * 1000 for e in values], bins=bins, alpha=0.5, label=f"{method} ({len(values)})")
+        count_histogram(axes, {f"{m} ({len(v)})": [(e - lowest) * 1000 for e in v] for m, v in energies.items()},
+                        [method_style(m)["color"] for m in energies], np.linspace(0, spread, 21))
         axes.legend(fontsize=8)
     else:
-        axes.text(0.5, 0.5, "no relaxed candidate", ha="center", va="center", transform=axes.transAxes)
+        empty_note(axes, "no relaxed candidate")
     axes.set_xlabel("CHGNet energy above the lowest ordering found (meV/atom)")
-    axes.set_ylabel("candidates")
-    return save_figure(figure, path)
+    axes.set_ylabel("candidates (count)")
+    return figure

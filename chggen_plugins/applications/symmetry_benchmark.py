@@ -121,6 +121,7 @@ def run_symmetry_benchmark(models: Sequence[str], sources: dict[str, str], cases
     """(summary rows of every backend that ran, [(backend, why skipped)]); writes CSV and plot."""
     from chggen_plugins.applications.campaign import run_campaign
     from chggen_plugins.runs.config import load_config
+    from chggen_plugins.runs.figures import save_figure
     from chggen_plugins.runs.report import format_table, plot_symmetry_rates
     from chggen_plugins.runs.schema import SUMMARY, write_table
 
@@ -153,7 +154,7 @@ def run_symmetry_benchmark(models: Sequence[str], sources: dict[str, str], cases
     if not rows:
         raise ChggenError("no model could run: " + "; ".join(f"{name}: {why}" for name, why in skipped))
     write_table(rows + [{"backend": name, "skipped": why} for name, why in skipped], out / CSV_NAME, SUMMARY)
-    plot_symmetry_rates(rows, libraries, out / PLOT_NAME, by_backend=True)
+    save_figure(plot_symmetry_rates(rows, libraries, by_backend=True), out / PLOT_NAME)
     print(format_table(rows, libraries, by_backend=True))
     for name, why in skipped:
         print(f"skipped {name}: {why}")

@@ -139,7 +139,20 @@ def _offered(hook: str, wrap: type, manager: pluggy.PluginManager | None) -> dic
 
 
 def installed_models(manager: pluggy.PluginManager | None = None) -> dict[str, InstalledModel]:
-    """Every model offered by exactly one plugin, by name (see `clashing_models` for the others)."""
+    """Every model offered by exactly one plugin, by name (see `clashing_models` for the others).
+
+    Args:
+        manager: a plugin manager to ask (tests); None: the one fed by the `chggen` entry points.
+
+    Returns:
+        {name: InstalledModel}: each model's ModelSpec and the plugin that registered it.
+
+    Example:
+        ```python
+        import chggen_plugins as cg
+        sorted(cg.installed_models())   # -> ['analytic', 'analytic-fractional', 'diffcsp', 'mattergen', 'native']
+        ```
+    """
     offered = _offered("chggen_score_models", InstalledModel, manager)
     return {name: found[0] for name, found in offered.items() if len(found) == 1}
 
@@ -199,7 +212,29 @@ def load_relaxer(name: str, device: str = "cpu", manager: pluggy.PluginManager |
 
 def load_model(name: str, source: str | None = None, device: str = "cpu",
                manager: pluggy.PluginManager | None = None) -> ScoreModel:
-    """Build the named model; an unknown name lists what is installed."""
+    """Build the named model, checked against the ScoreModel protocol, on `device`.
+
+    Args:
+        name: a registered model name (`chggen models` lists them).
+        source: its checkpoint or file, for a model that needs one (MatterGen, DiffCSP, analytic).
+        device: torch device, checked first.
+        manager: a plugin manager to ask (tests); None: the one fed by the `chggen` entry points.
+
+    Returns:
+        The ScoreModel.
+
+    Raises:
+        ChggenError: an unknown name (the installed ones listed, and any plugin that failed to
+            load, with why), a name two plugins register, a missing source, or what the plugin
+            returned does not implement the protocol.
+
+    Example:
+        ```python
+        import chggen_plugins as cg
+        model = cg.load_model("native")
+        model.noise_process.describe()
+        ```
+    """
     from chggen_plugins.contract.protocol import check_score_model  # torch: only once a model is wanted
 
     check_device(device)

@@ -11,7 +11,8 @@ Why the pieces are as they are:
   (resumable by uid: a retried shard redoes only the structures it had not stored), and only this
   process, the coordinator, copies finished shards into results.db (`ResultStore.merge`, each uid
   exactly once). OUTPUT must therefore be on a file system the workers share with the coordinator.
-- Faults: a worker that dies mid-shard is replaced by its nanny and the scheduler reruns the shard
+- Faults: a worker that dies mid-shard is replaced (by its nanny; a cancelled SLURM job by the cluster
+  script, examples/slurm_cluster.py) and the scheduler reruns the shard
   elsewhere (up to `distributed.scheduler.allowed-failures` times); the rerun finds the rows the dead
   worker stored. A coordinator that dies leaves finished shard databases behind: the next run
   merges them before it submits anything, then submits only shards with rows still missing.

@@ -31,8 +31,9 @@ from pymatgen.io.vasp.sets import MPScanRelaxSet
 from chggen_plugins.evaluation.coordination import CoordinationStats, coordination_stats
 from chggen_plugins.evaluation.stability import passes_screen
 from chggen_plugins.evaluation.symmetry import symmetry_success_rate, wilson_interval
-from chggen_plugins.files import replacing
 from chggen_plugins.runs.config import CampaignConfig, SymmetryConfig
+from chggen_plugins.runs.figures import (REFERENCE_COLOUR, count_histogram, empty_note, integer_ticks, method_style,
+                                            new_figure, offsets, save_figure, style)
 from chggen_plugins.runs.methods import GENERATED
 from chggen_plugins.runs.schema import COORDINATION, SHORTLIST, SUMMARY, legend, write_table
 from chggen_plugins.runs.shards import lowest_distinct
@@ -70,6 +71,7 @@ def summary_rows(results: Iterable[StoredResult], symmetry: SymmetryConfig, thre
             row[f"rate_{library}_low"] = round(rate.low, 4)
             row[f"rate_{library}_high"] = round(rate.high, 4)
         row["symprec"], row["angle_tolerance"] = symmetry.symprec, symmetry.angle_tolerance
+        row["distinct"] = len(lowest_distinct([(r.structure, r.get("e_per_atom")) for r in relaxed]))
         row["median_steps"] = statistics.median(r.get("steps") for r in relaxed) if relaxed else None
         row["lowest_e_per_atom"] = round(min(r.get("e_per_atom") for r in relaxed), 5) if relaxed else None
         eds = [r.get("ed") for r in items if r.get("status") == "relaxed"]
@@ -88,14 +90,15 @@ def format_table(rows: Sequence[dict[str, Any]], libraries: Sequence[str], by_ba
     adds the backend and its weights to every line (the cross-model benchmark)."""
     first = ["backend", "weights"] if by_backend else []
     header = [*first, "composition", "method", "atoms", "n", "conv", "err",
-              *[f"sym {lib} (95% CI)" for lib in libraries], "med steps", "min E/at", "min Ed", "Ed<thr"]
+              *[f"sym {lib} (95% CI)" for lib in libraries], "dist", "med steps", "min E/at", "min Ed", "Ed<thr"]
     lines = [header]
     for row in rows:
         rates = [f"{row[f'symmetric_{lib}']}/{row['generated']} ({row[f'rate_{lib}']:.0%}, "
                  f"{row[f'rate_{lib}_low']:.0%}-{row[f'rate_{lib}_high']:.0%})" for lib in libraries]
         lines.append([*(str(row[key]) for key in ("backend", "weights") if by_backend),
                       row["composition"], row["method"], str(row["n_atoms"]), str(row["generated"]),
-                      str(row["converged"]), str(row["errors"]), *rates, _text(row["median_steps"], "g"),
+                      str(row["converged"]), str(row["errors"]), *rates, str(row["distinct"]),
+                      _text(row["median_steps"], "g"),
                       _text(row["lowest_e_per_atom"], ".3f"), _text(row["lowest_ed"], ".3f"),
                       str(row["below_threshold"])])
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
@@ -145,113 +148,133 @@ def write_shortlist(entries: Sequence[StoredResult], out: Path, library: str) ->
     return write_table(rows, out / "shortlist.csv", SHORTLIST)
 
 
-def save_figure(figure: Figure, path: Path) -> Path:
-    """Lay out `figure`, write it to `path` (PNG at 120 dpi, folders made) and return `path`."""
-    figure.tight_layout()
-    with replacing(path) as temporary:
-        figure.savefig(temporary, dpi=120, format=path.suffix.lstrip(".") or "png")
-    return path
+def plot_symmetry_rates(rows: Sequence[dict[str, Any]], libraries: Sequence[str], by_backend: bool = False) -> Figure:
+    """Symmetry success rate per cell size: one marker per method (and backend, with `by_backend`)
+    and library, Wilson 95% bars.
 
-
-def plot_symmetry_rates(rows: Sequence[dict[str, Any]], libraries: Sequence[str], path: Path,
-                        by_backend: bool = False) -> Path:
-    """Symmetry success rate vs atoms per cell, one line per method (and backend, with `by_backend`)
-    and library, Wilson 95% bars."""
-    figure = Figure(figsize=(7, 4.5) if by_backend else (6, 4))
-    axes = figure.add_subplot()
+    Cell sizes are categories on the x axis and the series stand side by side within each, never
+    joined by lines: sizes usually come from different hosts, and a line between them would
+    suggest a trend that was not measured. Colour and marker name the method (the backend, with
+    `by_backend`); filled markers are the first library, open ones the second.
+    """
+    figure, (axes,) = new_figure(7, 4.5) if by_backend else new_figure(6.5, 4)
     if by_backend:  # one library keeps many backends x methods readable; the table has them all
         libraries = libraries[:1]
     weights = {row.get("backend"): row.get("weights") for row in rows}
-    series = list(dict.fromkeys((row["backend"] if by_backend else None, row["method"]) for row in rows))
-    for backend, method in sorted(series, key=lambda s: (str(s[0]), GENERATED.index(s[1]))):
+    backends = list(dict.fromkeys(row["backend"] for row in rows)) if by_backend else [None]
+    pairs = sorted(dict.fromkeys((row["backend"] if by_backend else None, row["method"]) for row in rows),
+                   key=lambda s: (backends.index(s[0]), GENERATED.index(s[1])))
+    series = [(backend, method, library) for backend, method in pairs for library in libraries]
+    counts: dict[tuple[Any, str, str], dict[int, list[int]]] = {one: defaultdict(lambda: [0, 0]) for one in series}
+    for one in series:
+        backend, method, library = one
+        for row in rows:
+            if row["method"] == method and (not by_backend or row["backend"] == backend):
+                counts[one][row["n_atoms"]][0] += row[f"symmetric_{library}"]
+                counts[one][row["n_atoms"]][1] += row["generated"]
+    sizes = sorted({row["n_atoms"] for row in rows})
+    at_size = [[one for one in series if size in counts[one]] for size in sizes]
+    step = 0.7 / max((len(present) for present in at_size), default=1)
+    position = {}  # (series, size) -> x: the series present at a size, one step apart, centred on its tick
+    for index, (size, present) in enumerate(zip(sizes, at_size)):
+        shifts = offsets(len(present), step * len(present))
+        position.update({(one, size): index + shift for one, shift in zip(present, shifts)})
+    for one in series:
+        backend, method, library = one
+        present = sorted(counts[one])
+        rates = np.array([counts[one][n][0] / counts[one][n][1] for n in present])
+        bounds = np.array([wilson_interval(*counts[one][n]) for n in present])
+        look = method_style(method)
         name = method
-        if by_backend:  # random or undeclared weights are named on the line itself
+        if by_backend:  # random or undeclared weights are named on the marker itself
+            look["color"] = style(backends.index(backend))["color"]
             name = f"{backend} {method}" + ("" if weights[backend] == "trained" else f" [{weights[backend]}]")
-        for style, library in zip(("-o", "--s"), libraries):
-            counts: dict[int, list[int]] = defaultdict(lambda: [0, 0])
-            for row in rows:
-                if row["method"] == method and (not by_backend or row["backend"] == backend):
-                    counts[row["n_atoms"]][0] += row[f"symmetric_{library}"]
-                    counts[row["n_atoms"]][1] += row["generated"]
-            if not counts:
-                continue
-            sizes = sorted(counts)
-            rates = np.array([counts[n][0] / counts[n][1] for n in sizes])
-            bounds = np.array([wilson_interval(*counts[n]) for n in sizes])
-            axes.errorbar(sizes, rates, yerr=[rates - bounds[:, 0], bounds[:, 1] - rates], fmt=style,
-                          capsize=3, label=f"{name} ({library})")
+        open_marker = library != libraries[0]
+        axes.errorbar([position[(one, n)] for n in present], rates,
+                      yerr=[rates - bounds[:, 0], bounds[:, 1] - rates], linestyle="none", capsize=3,
+                      marker=look["marker"], color=look["color"], markersize=6,
+                      markerfacecolor="white" if open_marker else look["color"], label=f"{name} ({library})")
+    axes.set_xticks(range(len(sizes)), [str(n) for n in sizes])
+    axes.set_xlim(-0.5, max(len(sizes), 1) - 0.5)
     if rows:
-        axes.set_title(f"space group > P-1 at symprec {rows[0]['symprec']} A, {rows[0]['angle_tolerance']} deg",
+        axes.set_title(f"space group > P-1 at symprec {rows[0]['symprec']} Å, {rows[0]['angle_tolerance']}°",
                        fontsize=9)
     axes.set_xlabel("atoms per cell")
-    axes.set_ylabel("symmetry success rate")
+    axes.set_ylabel("symmetry success rate (fraction)")
     axes.set_ylim(-0.05, 1.05)
-    axes.legend(fontsize=8)
-    return save_figure(figure, path)
+    if series:  # beside the axes: inside, a legend of many series would cover markers
+        axes.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return figure
 
 
-def plot_ed_histogram(results: Sequence[StoredResult], threshold: float, path: Path) -> Path:
-    """Ed of converged structures by method, with the screen threshold and the hull's label."""
-    figure = Figure(figsize=(6, 4))
-    axes = figure.add_subplot()
+def plot_ed_histogram(results: Sequence[StoredResult], threshold: float) -> Figure:
+    """Ed of converged structures, methods side by side in each bin, with the screen threshold;
+    the title names the hull(s) once (each hull's label already says APPROXIMATE when it is)."""
+    figure, (axes,) = new_figure(6.5, 4)
     converged = [r for r in results if r.get("method") in GENERATED and r.get("status") == "relaxed"]
     eds = [r.get("ed") for r in converged]
     if eds:
-        bins = np.linspace(min(min(eds), 0.0), max(max(eds), threshold) + 1e-6, 30)
-        for method in GENERATED:
-            values = [r.get("ed") for r in converged if r.get("method") == method]
-            if values:
-                axes.hist(values, bins=bins, alpha=0.6, label=f"{method} ({len(values)})")
-    axes.axvline(threshold, color="k", linestyle="--", label=f"threshold {threshold} eV/atom")
-    hulls = sorted({r.get("hull") for r in converged})
-    approximate = any(r.get("hull_approximate") for r in converged)
-    axes.set_title(("APPROXIMATE hull (CHGNet reference): " if approximate else "")
-                   + "; ".join(h.split(" (")[0] for h in hulls), fontsize=8)
-    axes.set_xlabel("Ed (eV/atom)")
-    axes.set_ylabel("structures")
+        bins = np.linspace(min(min(eds), 0.0), max(max(eds), threshold) + 1e-6, 21)
+        values = {method: [r.get("ed") for r in converged if r.get("method") == method] for method in GENERATED}
+        count_histogram(axes, {f"{m} ({len(v)})": v for m, v in values.items()},
+                        [method_style(m)["color"] for m in values], bins)
+    else:
+        empty_note(axes, "no converged structure")
+        integer_ticks(axes.yaxis)
+    axes.axvline(threshold, color=REFERENCE_COLOUR, linestyle="--", label=f"threshold {threshold} eV/atom")
+    hulls = dict.fromkeys(r.get("hull").split(" (")[0] for r in converged)
+    axes.set_title("Ed against " + "; ".join(hulls) if hulls else "Ed", fontsize=8)
+    axes.set_xlabel("Ed, energy above the hull (eV/atom)")
+    axes.set_ylabel("structures (count)")
     axes.legend(fontsize=8)
-    return save_figure(figure, path)
+    return figure
 
 
-def plot_de_vs_rmsd(results: Sequence[StoredResult], path: Path) -> Path:
-    """Energy change on relaxation vs RMS displacement, by method (the paper's Fig. 4a,b)."""
-    figure = Figure(figsize=(6, 4))
-    axes = figure.add_subplot()
+def plot_de_vs_rmsd(results: Sequence[StoredResult]) -> Figure:
+    """Energy change on relaxation vs RMS displacement, by method (the paper's Fig. 4a,b); open
+    markers of different shapes, so structures of two methods at one point both show."""
+    figure, (axes,) = new_figure(6.5, 4)
     for method in GENERATED:
         points = [(r.get("rmsd"), r.get("delta_e")) for r in results
                   if r.get("method") == method and r.get("status") in _RELAXED]
         if points:
             x, y = zip(*points)
-            axes.scatter(x, y, s=14, alpha=0.7, label=f"{method} ({len(points)})")
-    axes.set_xlabel("RMSD generated -> relaxed (A)")
-    axes.set_ylabel("dE on relaxation (eV/atom)")
-    axes.legend(fontsize=8)
-    return save_figure(figure, path)
+            look = method_style(method)
+            axes.scatter(x, y, s=30, marker=look["marker"], facecolors="none", edgecolors=look["color"],
+                         linewidths=1.2, label=f"{method} ({len(points)})")
+    axes.set_xlabel("RMSD generated -> relaxed (Å)")
+    axes.set_ylabel("ΔE on relaxation (eV/atom)")
+    if axes.collections:
+        axes.legend(fontsize=8)
+    else:
+        empty_note(axes, "no relaxed structure")
+    return figure
 
 
-def plot_coordination(stats: Sequence[CoordinationStats], path: Path) -> Path:
-    """Per species, the distribution of coordination numbers of each group side by side."""
+def plot_coordination(stats: Sequence[CoordinationStats]) -> Figure:
+    """Per species, the distribution of coordination numbers of each group, bars side by side at
+    each (integer) coordination number; each group keeps its colour across the panels."""
     species = sorted({s.species for s in stats})
     groups = list(dict.fromkeys(s.group for s in stats))
-    figure = Figure(figsize=(4 * max(len(species), 1), 3.5))
+    figure, panels = new_figure(4 * max(len(species), 1), 3.5, max(len(species), 1))
+    shifts = offsets(len(groups), 0.8)
     width = 0.8 / max(len(groups), 1)
-    for column, element in enumerate(species, start=1):
-        axes = figure.add_subplot(1, max(len(species), 1), column)
-        for offset, group in enumerate(groups):
+    for axes, element in zip(panels, species):
+        for index, (shift, group) in enumerate(zip(shifts, groups)):
             row = next((s for s in stats if s.species == element and s.group == group), None)
             if row is None:
                 continue
             numbers = np.array(sorted(row.counts))
             share = np.array([row.counts[n] / row.sites for n in numbers])
-            axes.bar(numbers + offset * width - 0.4 + width / 2, share, width=width,
-                     label=f"{group} ({row.sites} sites)")
+            axes.bar(numbers + shift, share, width=width, color=style(index)["color"], edgecolor="white",
+                     linewidth=0.5, label=f"{group} ({row.sites} sites)")
+        axes.set_xticks(sorted({n for s in stats if s.species == element for n in s.counts}))
         axes.set_title(f"{element}: coordination number (CrystalNN)", fontsize=9)
-        axes.set_xlabel("CN")
+        axes.set_xlabel("coordination number (neighbours)")
         axes.set_ylabel("fraction of sites")
-        axes.legend(fontsize=7)
-    return save_figure(figure, path)
-
-
+        axes.set_ylim(0, 1.3)  # fractions reach 1; the headroom keeps the legend off the bars
+        axes.legend(fontsize=7, loc="upper right")
+    return figure
 def coordination_groups(config: CampaignConfig, results: Sequence[StoredResult]) -> dict[str, list[Structure]]:
     """Training structures of the campaign's elements and the converged generated ones, by method,
     each capped at `coordination.max_structures` (a seeded random subset)."""
@@ -280,9 +303,10 @@ def write_report(config: CampaignConfig, store: ResultStore, echo: bool = True) 
     threshold = config.stability.threshold
     rows = summary_rows(results, config.symmetry, threshold)
     files = {"store": store.path, "summary": write_table(rows, out / "summary.csv", SUMMARY),
-             "symmetry_plot": plot_symmetry_rates(rows, config.symmetry.libraries, out / "plots" / "symmetry_rate.png"),
-             "ed_plot": plot_ed_histogram(results, threshold, out / "plots" / "ed_histogram.png"),
-             "de_rmsd_plot": plot_de_vs_rmsd(results, out / "plots" / "de_vs_rmsd.png")}
+             "symmetry_plot": save_figure(plot_symmetry_rates(rows, config.symmetry.libraries),
+                                          out / "plots" / "symmetry_rate.png"),
+             "ed_plot": save_figure(plot_ed_histogram(results, threshold), out / "plots" / "ed_histogram.png"),
+             "de_rmsd_plot": save_figure(plot_de_vs_rmsd(results), out / "plots" / "de_vs_rmsd.png")}
     chosen = shortlist(results, threshold, config.shortlist_max)
     files["shortlist"] = write_shortlist(chosen, out, config.symmetry.libraries[0])
     if config.coordination.training is not None:
@@ -291,7 +315,7 @@ def write_report(config: CampaignConfig, store: ResultStore, echo: bool = True) 
                   "std_cn": round(s.std, 3), "distribution": " ".join(f"{k}:{v}" for k, v in s.counts.items()),
                   "failed_structures": s.failed_structures} for s in stats]
         files["coordination"] = write_table(table, out / "coordination.csv", COORDINATION)
-        files["coordination_plot"] = plot_coordination(stats, out / "plots" / "coordination.png")
+        files["coordination_plot"] = save_figure(plot_coordination(stats), out / "plots" / "coordination.png")
     if echo:
         print(format_table(rows, config.symmetry.libraries))
         print(f"shortlist: {len(chosen)} structure(s) with Ed < {threshold} eV/atom -> {files['shortlist']}")

@@ -103,6 +103,9 @@ SUMMARY = Table("summary.csv", "chggen campaign; chggen benchmark symmetry (symm
     _c(f"rate_{LIBRARY}_high", "float", None, "upper end of the rate's 95% Wilson interval"),
     _c("symprec", "float", "A", "distance tolerance of the space-group search"),
     _c("angle_tolerance", "float", "deg", "angle tolerance of the space-group search"),
+    _c("distinct", "int", None, "relaxed structures pymatgen's StructureMatcher (ltol 0.2, stol 0.3, angle 5 "
+                                "deg) tells apart: a high rate of one structure repeated is not diversity "
+                                "(printed: dist)"),
     _c("median_steps", "float", None, "median FIRE steps of the relaxed structures (printed: med steps)"),
     _c("lowest_e_per_atom", "float", EV_ATOM, "lowest CHGNet energy of a relaxed structure (printed: min E/at)"),
     _c("lowest_ed", "float", EV_ATOM, "lowest decomposition energy Ed of a converged one (printed: min Ed)"),

@@ -37,7 +37,8 @@ SHARDS_NAME = "shards"  # per-shard databases of the Dask path
 
 
 # what a generated structure carries into its row: the group symmetric guests keep, the snapped group
-_SAMPLE_PROPERTIES = ("guest_space_group", "guest_space_group_symbol", "guest_wyckoff", "snapped_space_group")
+_SAMPLE_PROPERTIES = ("guest_space_group", "guest_space_group_symbol", "guest_wyckoff", "snapped_space_group",
+                      "orbit_redraws")
 
 
 def relaxer_for(config: RelaxConfig) -> Relaxer:

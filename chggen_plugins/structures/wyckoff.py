@@ -28,6 +28,7 @@ import spglib
 from pymatgen.core import Structure
 
 from chggen_plugins.errors import ChggenError
+from chggen_plugins.structures.io import MIN_DISTANCE
 
 HOST_SYMPREC = 0.01  # the host is a symmetrized (refined) cell: its symmetry is exact
 MIN_HOST_DISTANCE = 1.0  # A: a fixed Wyckoff site closer than this to a host atom is not offered
@@ -231,15 +232,28 @@ def subgroups(host: Structure, seed: int = 0) -> Iterator[GuestGroup]:
 
 
 def _allowed_orbits(group: GuestGroup, host: Structure) -> list[Orbit]:
-    """Orbits a guest may take: all with a free parameter, and fixed ones clear of host atoms."""
+    """Orbits a guest may take: all with a free parameter, and fixed ones clear of host atoms whose
+    own copies are at least MIN_DISTANCE apart (closer copies could only be set aside later)."""
     allowed = []
     for orbit in group.orbits:
-        if orbit.dof == 0 and len(host):
-            distances = host.lattice.get_all_distances(orbit.points(), host.frac_coords)
-            if distances.min() < MIN_HOST_DISTANCE:
+        if orbit.dof == 0:
+            points = orbit.points()
+            if len(host) and host.lattice.get_all_distances(points, host.frac_coords).min() < MIN_HOST_DISTANCE:
+                continue
+            own = host.lattice.get_all_distances(points, points)
+            if len(points) > 1 and own[~np.eye(len(points), dtype=bool)].min() < MIN_DISTANCE:
                 continue
         allowed.append(orbit)
     return allowed
+
+
+def _clashing(orbits: Sequence[Orbit], host: Structure) -> frozenset[tuple[int, int]]:
+    """Pairs (i, j), i < j, of fixed orbits with points closer than MIN_DISTANCE: never both in one
+    assignment (their guests would meet; such structures were set aside before relaxation)."""
+    fixed = [i for i, orbit in enumerate(orbits) if orbit.dof == 0]
+    points = {i: orbits[i].points() for i in fixed}
+    return frozenset((i, j) for a, i in enumerate(fixed) for j in fixed[a + 1:]
+                     if host.lattice.get_all_distances(points[i], points[j]).min() < MIN_DISTANCE)
 
 
 def _combinations(orbits: list[Orbit], count: int) -> list[tuple[int, ...]]:
@@ -268,16 +282,23 @@ class GuestPlan:
     orbits: tuple[Orbit, ...]
     guests: dict[str, int]
     combinations: dict[str, list[tuple[int, ...]]]
+    clashes: frozenset[tuple[int, int]] = frozenset()  # fixed orbits too close to share an assignment
+
+    def _compatible(self, combination: tuple[int, ...], used: set[int]) -> bool:
+        fixed = [i for i in combination if self.orbits[i].dof == 0]
+        if any(i in used for i in fixed):
+            return False
+        taken = sorted({*fixed, *(i for i in used if self.orbits[i].dof == 0)})
+        return not any((i, j) in self.clashes for a, i in enumerate(taken) for j in taken[a + 1:])
 
     def draw(self, rng: np.random.Generator, tries: int = 100) -> list[tuple[str, Orbit]]:
         """One assignment: (species, orbit) pairs, species in the order of `guests`, no fixed orbit
-        taken twice."""
+        taken twice and no two fixed orbits closer than MIN_DISTANCE."""
         for _ in range(tries):
             used: set[int] = set()
             chosen: list[tuple[str, Orbit]] = []
             for symbol in self.guests:
-                options = [c for c in self.combinations[symbol]
-                           if not any(self.orbits[i].dof == 0 and i in used for i in c)]
+                options = [c for c in self.combinations[symbol] if self._compatible(c, used)]
                 if not options:
                     break
                 combination = options[int(rng.integers(len(options)))]
@@ -286,7 +307,7 @@ class GuestPlan:
             else:
                 return chosen
         raise ChggenError(f"no assignment of {self.guests} to distinct fixed Wyckoff sites of "
-                          f"{self.group.describe()} was found")
+                          f"{self.group.describe()} at least {MIN_DISTANCE} A apart was found")
 
 
 def _fits(group: GuestGroup, host: Structure, guests: dict[str, int],
@@ -298,7 +319,7 @@ def _fits(group: GuestGroup, host: Structure, guests: dict[str, int],
     else:
         combinations = {symbol: _combinations(orbits, count) for symbol, count in guests.items()}
     if all(combinations.values()):
-        plan = GuestPlan(group, tuple(orbits), dict(guests), combinations)
+        plan = GuestPlan(group, tuple(orbits), dict(guests), combinations, _clashing(orbits, host))
         try:
             plan.draw(np.random.default_rng(0))
         except ChggenError:
