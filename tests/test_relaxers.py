@@ -181,3 +181,27 @@ def test_every_relaxing_command_takes_relaxer_and_stages():
         assert (args.relaxer, args.relax_stages) == ("sevennet", ("guests", "all"))
         defaults = parser.parse_args(command)
         assert (defaults.relaxer, defaults.relax_stages) == (DEFAULT_RELAXER, DEFAULT_STAGES)
+
+
+def test_chggen_models_lists_the_relaxers_with_their_versions(capsys):
+    from chggen_plugins.cli import main
+
+    assert main(["models"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    relaxers = lines[lines.index(next(line for line in lines if line.startswith("RELAXER"))) + 1:]
+    listed = {line.split()[0]: line for line in relaxers if line.strip()}
+    assert set(listed) == set(installed_relaxers())
+    assert "chgnet 0.4.2" in listed["chgnet"] and "chggen_plugins.evaluation.chgnet_relaxer" in listed["chgnet"]
+
+
+def test_a_bad_relax_stages_value_names_the_option(capsys):
+    """It used to read "relax stages: ..." from deep inside the Relaxer."""
+    from chggen_plugins.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["intercalate", "host.cif", "--guest", "Li", "--max", "1", "--model", "native", "--out", "x",
+              "--relax-stages", "guests,everything"])
+    assert exit_.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith("chggen intercalate: error: argument --relax-stages: 'guests,everything': ")
+    assert "must be distinct names from guests, all" in error

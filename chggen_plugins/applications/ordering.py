@@ -20,7 +20,7 @@ Every candidate is relaxed and measured as a campaign does (`runs/shards.run_sha
 OUT/results.db the moment it is done (a rerun resumes; changed settings are refused by `claim`).
 Everything reported comes from the store:
 
-    orderings.csv           one row per candidate: method, CHGNet energy, space group, Ewald energy,
+    orderings.csv           one row per candidate: method, energy (the relaxer's), space group, Ewald energy,
                             distance of its guests from the listed sites, rank among the distinct lowest
     methods.csv (+ printed) per method: lowest and median energy, distinct structures, symmetric rate,
                             CPU seconds per candidate (generation and relaxation)
@@ -540,6 +540,6 @@ def plot_energies(relaxed: Sequence[StoredResult], methods: Sequence[str]) -> Fi
         axes.legend(fontsize=8)
     else:
         empty_note(axes, "no relaxed candidate")
-    axes.set_xlabel("CHGNet energy above the lowest ordering found (meV/atom)")
+    axes.set_xlabel("energy above the lowest ordering found (meV/atom)")
     axes.set_ylabel("candidates (count)")
     return figure

@@ -1,17 +1,19 @@
-"""`chggen models`: the installed score models, their elements and noise processes."""
+"""`chggen models`: the installed score models (elements, noise processes) and relaxers (versions)."""
 
 from __future__ import annotations
 
 import argparse
 
-from chggen_plugins.contract.registry import clashing_models, installed_models, plugins
+from chggen_plugins.contract.registry import clashing_models, installed_models, installed_relaxers, plugins
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
-    models = commands.add_parser("models", help="list installed score models",
-                                 description="List the score models installed plugins provide: name, "
-                                             "elements, noise process, and the package it came from.")
-    models.add_argument("-v", "--verbose", action="store_true", help="also print each model's summary")
+    models = commands.add_parser("models", help="list installed score models and relaxers",
+                                 description="List the score models installed plugins provide (name, "
+                                             "elements, noise process, the package it came from), then "
+                                             "the relaxers (name, version, package; --relaxer NAME).")
+    models.add_argument("-v", "--verbose", action="store_true",
+                        help="also print each model's and relaxer's summary")
     models.set_defaults(run=run)
 
 
@@ -35,7 +37,15 @@ def run(args: argparse.Namespace) -> None:
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[3])
+    relaxers = [("RELAXER", "VERSION", "FROM")] + [(name, found.spec.version(), found.origin)
+                                                  for name, found in sorted(installed_relaxers().items())]
+    widths = [max(len(row[i]) for row in relaxers) for i in range(2)]
+    print()
+    for row in relaxers:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[2])
     if args.verbose:
         print()
         for name, installed in sorted(installed_models().items()):
             print(f"{name}: {installed.spec.summary}")
+        for name, found in sorted(installed_relaxers().items()):
+            print(f"relaxer {name}: {found.spec.summary}")

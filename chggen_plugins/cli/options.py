@@ -87,8 +87,14 @@ def add_sampler_options(parser: argparse.ArgumentParser) -> None:
 
 
 def relax_stages(text: str) -> tuple[str, ...]:
-    """'guests,all' -> ('guests', 'all'), for --relax-stages (the names are checked by the Relaxer)."""
-    return tuple(part.strip() for part in text.split(",") if part.strip())
+    """'guests,all' -> ('guests', 'all'), for --relax-stages; unknown or repeated names are a usage
+    error naming the option."""
+    from chggen_plugins.evaluation.relax import check_stages  # only when the option is given: pymatgen
+
+    try:
+        return check_stages([part.strip() for part in text.split(",") if part.strip()], repr(text))
+    except ChggenError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def add_relax_options(parser: argparse.ArgumentParser, steps: bool = True) -> None:

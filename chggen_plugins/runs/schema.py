@@ -81,7 +81,7 @@ _METHOD = _c("method", "str", None, "how the structure was made (docs: methods)"
 _N_ATOMS = _c("n_atoms", "int", None, "atoms in the cell")
 _UID = _c("uid", "str", None, "the row's key in results.db: composition/cell or host/method/seed/sample")
 _STATUS = _c("status", "str", None, "relaxed, unconverged or error (see the status table)")
-_E_PER_ATOM = _c("e_per_atom", "float", EV_ATOM, "CHGNet energy of the relaxed structure")
+_E_PER_ATOM = _c("e_per_atom", "float", EV_ATOM, "energy of the relaxed structure by the run's relaxer (column relaxer; CHGNet by default)")
 _SPACE_GROUP = _c("space_group", "str", None, "Hermann-Mauguin symbol of the relaxed structure (spglib)")
 _SG_NUMBER = _c("sg_number", "int", None, "space-group number of the relaxed structure (spglib)")
 _STEPS = _c("steps", "int", None, "FIRE steps the relaxation took (the sum over its stages)")
@@ -107,7 +107,7 @@ SUMMARY = Table("summary.csv", "chggen campaign; chggen benchmark symmetry (symm
                                 "deg) tells apart: a high rate of one structure repeated is not diversity "
                                 "(printed: dist)"),
     _c("median_steps", "float", None, "median FIRE steps of the relaxed structures (printed: med steps)"),
-    _c("lowest_e_per_atom", "float", EV_ATOM, "lowest CHGNet energy of a relaxed structure (printed: min E/at)"),
+    _c("lowest_e_per_atom", "float", EV_ATOM, "lowest energy of a relaxed structure, by the relaxer (printed: min E/at)"),
     _c("lowest_ed", "float", EV_ATOM, "lowest decomposition energy Ed of a converged one (printed: min Ed)"),
     _c("below_threshold", "int", None, "converged structures with Ed below `threshold` (printed: Ed<thr)"),
     _c("threshold", "float", EV_ATOM, "the config's [stability] threshold"),
@@ -132,7 +132,7 @@ INTERCALATION = Table("intercalation.csv", "chggen intercalate",
     _c("x", "float", None, "guests per host formula unit"),
     _c("count", "int", None, "guests in the cell"),
     _c("formula", "str", None, "reduced formula"),
-    _c("energy", "float", "eV", "CHGNet energy of the cell"),
+    _c("energy", "float", "eV", "energy of the cell, by the relaxer"),
     _E_PER_ATOM,
     _c("formation_energy", "float", "eV", "per host formula unit, against the empty host and the guest's "
                                           "elemental reference"),
@@ -175,8 +175,8 @@ METHODS = Table("methods.csv", "chggen order", "One row per ordering method.", (
     _METHOD,
     _c("candidates", "int", None, "orderings generated"),
     _c("relaxed", "int", None, "of them relaxed (converged or not)"),
-    _c("lowest_e_per_atom", "float", EV_ATOM, "lowest CHGNet energy (printed: lowest E)"),
-    _c("median_e_per_atom", "float", EV_ATOM, "median CHGNet energy (printed: median E)"),
+    _c("lowest_e_per_atom", "float", EV_ATOM, "lowest energy, by the relaxer (printed: lowest E)"),
+    _c("median_e_per_atom", "float", EV_ATOM, "median energy, by the relaxer (printed: median E)"),
     _c("distinct", "int", None, "relaxed structures StructureMatcher tells apart"),
     _c("symmetric", "int", None, "relaxed structures above P-1 (spglib)"),
     _c("symmetric_rate", "float", None, "symmetric / candidates"),
