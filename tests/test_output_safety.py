@@ -224,3 +224,18 @@ def test_a_full_disk_while_inpaint_writes_keeps_the_old_file(tmp_path):
     assert len(lines) == 1 and lines[0].startswith("chggen: error: ") and f"cannot write {out} (File too large); the file there before is kept" in lines[0]
     assert out.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["out.extxyz", "si8.cif"]
     assert np.allclose(read(out).positions[:8], si8().cart_coords)
+
+
+def test_a_store_is_made_where_hard_links_are_not_allowed(tmp_path, monkeypatch):
+    """FAT and some SMB mounts refuse hard links: the store is then made by a rename of an absent name."""
+    import errno as errno_
+    import os as os_
+
+    def no_links(source, target):
+        raise OSError(errno_.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os_, "link", no_links)
+    store = ResultStore(tmp_path / "run" / "results.db")
+    store.claim({"seed": "0"}, "a campaign", "hint")
+    assert ResultStore(tmp_path / "run" / "results.db").metadata["kind"] == "a campaign"
+    assert [p.name for p in (tmp_path / "run").iterdir()] == ["results.db"]

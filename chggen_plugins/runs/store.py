@@ -28,6 +28,7 @@ each structure once.
 
 from __future__ import annotations
 
+import errno
 import os
 import sqlite3
 import tempfile
@@ -69,6 +70,25 @@ class StoredResult:
         return self.fields.get(key, default)
 
 
+def _link_new(source: Path, target: Path) -> None:
+    """Give `source` the name `target` only if `target` does not exist (FileExistsError if it does).
+
+    A hard link does it atomically; on a file system without hard links (FAT, some SMB mounts) a
+    rename of a target that is still absent has to do, which is atomic too but may replace a store
+    another process made in the same instant (its creator then finds its claim refused or repeated).
+    """
+    try:
+        os.link(source, target)
+    except FileExistsError:
+        raise
+    except OSError as error:
+        if error.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
+            raise
+        if target.exists():
+            raise FileExistsError(target) from None
+        os.replace(source, target)
+
+
 class ResultStore:
     """An ase.db of campaign results with resume by uid."""
 
@@ -93,7 +113,7 @@ class ResultStore:
         temporary.unlink()  # ase.db makes its tables only in a file it creates itself
         try:
             ase.db.connect(temporary, type="db").metadata = {}
-            os.link(temporary, self.path)
+            _link_new(temporary, self.path)
         except FileExistsError:
             pass
         except (OSError, sqlite3.Error) as error:
