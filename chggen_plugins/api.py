@@ -20,6 +20,7 @@ from chggen_plugins.sampling.inpaint import SamplerSettings, ScoreNotFinite, sam
 from chggen_plugins.structures.batch import InpaintTask, batch_to_structures, tasks_to_batch, tasks_to_orbits
 from chggen_plugins.structures.host import select_guests, symmetric_host
 from chggen_plugins.structures.io import MIN_DISTANCE, StructureLike, check_lattice, to_atoms, to_structure
+from chggen_plugins.structures.wyckoff import fitting_plans, propose_plan
 
 ModelLike = Union[ScoreModel, str]
 ORBIT_REDRAWS = 3  # rounds in which symmetric samples whose atoms met are drawn and sampled again
@@ -155,8 +156,47 @@ def sample_tasks(tasks: Sequence[InpaintTask], model: ModelLike, seed: int | Non
         raise ChggenError("a start placement needs a start sigma: how far the placement may move (e.g. 0.5 A)")
     start_level = None if start_sigma is None else start_level_of(model, start_sigma)
     seed = secrets.randbits(63) if seed is None else seed
-    samples = _sample_batch(tasks, model, seed, settings, device, progress, start_level)
-    return _redraw_met_orbits(samples, tasks, model, seed, settings, device, start_level)
+    expanded, owners, distances = _proposed_orbits(tasks, model, seed, settings, device, start_level)
+    samples = _sample_batch(expanded, model, seed, settings, device, progress, start_level)
+    samples = _redraw_met_orbits(samples, expanded, model, seed, settings, device, start_level)
+    regrouped: list[list[Structure]] = [[] for _ in tasks]
+    for owner, distance, task_samples in zip(owners, distances, samples):
+        for structure in task_samples if distance is not None else ():
+            structure.properties["orbit_proposal_distance"] = round(distance, 4)
+        regrouped[owner] += task_samples
+    return regrouped
+
+
+def _proposed_orbits(tasks: list[InpaintTask], model: ScoreModel, seed: int, settings: SamplerSettings,
+                     device: str, start_level: int | None
+                     ) -> tuple[list[InpaintTask], list[int], list[float | None]]:
+    """Tasks with `orbits="model"` become one task per sample, each with the orbit combination
+    nearest to where a free inpainting pass of the same host put that sample's guests (the pass is
+    one extra batch, seeded from `seed`); other tasks pass through. Returns the tasks to sample,
+    for each the index of the task it came from, and the mean distance (A) of the free pass's
+    guests to the proposed orbits (None for tasks passed through)."""
+    asked = [number for number, task in enumerate(tasks) if task.orbits == "model" and task.proposed is None]
+    if not asked:
+        return tasks, list(range(len(tasks))), [None] * len(tasks)
+    free = _sample_batch([replace(tasks[number], symmetric=False, orbits="uniform") for number in asked], model,
+                         (seed + 7_919) % 2**63, settings, device, False, start_level)
+    expanded, owners, distances = [], [], []
+    for number, task in enumerate(tasks):
+        if number not in asked:
+            expanded.append(task)
+            owners.append(number)
+            distances.append(None)
+            continue
+        plans = fitting_plans(task.host, task.guests)
+        for placed in free[asked.index(number)]:
+            guests = placed[len(task.host):]
+            positions = {symbol: np.array([site.frac_coords for site in guests if site.specie.symbol == symbol])
+                         for symbol in task.guests}
+            plan, distance = propose_plan(plans, task.host.lattice, positions)
+            expanded.append(replace(task, n_samples=1, proposed=plan))
+            owners.append(number)
+            distances.append(distance)
+    return expanded, owners, distances
 
 
 def _sample_batch(tasks: list[InpaintTask], model: ScoreModel, seed: int, settings: SamplerSettings,
@@ -279,7 +319,7 @@ def inpaint(host: StructureLike, guests: Mapping[str, int], model: ModelLike, n_
             start_sigma: float | None = None, regenerate_existing: bool = False,
             regenerate_sites: Sequence[int] | None = None, regenerate_species: Sequence[str] | None = None,
             around: Sequence[float] | int | None = None,
-            within: float | None = None) -> list[Structure] | list[Atoms]:
+            within: float | None = None, orbits: str = "uniform") -> list[Structure] | list[Atoms]:
     """Generate `guests` into a fixed `host`; the host comes back bit for bit (lattice and species too).
 
     Args:
@@ -296,6 +336,10 @@ def inpaint(host: StructureLike, guests: Mapping[str, int], model: ModelLike, n_
             `space_group`): guests on Wyckoff orbits, recorded in each sample's `properties`; a
             P1/P-1 host is symmetrized first.
         space_group: with `symmetric`, the subgroup to keep.
+        orbits: with `symmetric`, how each sample's Wyckoff orbits are chosen: "uniform" (drawn from
+            the combinations of the host's group, or its largest subgroup that fits) or "model" (the
+            combination nearest to where a free inpainting pass put the guests, over the host's
+            group and its subgroups; one extra sampling pass).
         levels: noise levels of the model's ladder (see `with_levels`).
         start: a structure in the host's cell holding a placement of the guests, refined instead of
             sampled from nothing; with `start_sigma` (model noise units, A for native) it is noised
@@ -331,7 +375,7 @@ def inpaint(host: StructureLike, guests: Mapping[str, int], model: ModelLike, n_
                                             within=within, symmetric=symmetric)
     placement = None if start is None else to_structure(start, "start")[0]
     task = InpaintTask(structure, counts, n_samples, symmetric=symmetric,
-                       space_group=space_group, start=placement)
+                       space_group=space_group, start=placement, orbits=orbits)
     samples = sample_tasks([task], model, seed, SamplerSettings(jump_length, resamples), device, progress,
                            levels, start_sigma)[0]
     for structure in samples:

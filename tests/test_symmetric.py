@@ -12,7 +12,14 @@ from chggen_plugins.models.analytic import AnalyticSiteModel
 from chggen_plugins.sampling.inpaint import SamplerSettings, sample
 from chggen_plugins.sampling.noise import CartesianVE, FractionalVE
 from chggen_plugins.structures.batch import tasks_to_batch, tasks_to_orbits
-from chggen_plugins.structures.wyckoff import host_group, host_operations, plan_guests, subgroups, symmetry_error
+from chggen_plugins.structures.wyckoff import (
+    host_group,
+    host_operations,
+    orbit_distances,
+    plan_guests,
+    subgroups,
+    symmetry_error,
+)
 
 
 def diamond_si(primitive: bool = False, a: float = 5.43) -> Structure:
@@ -377,3 +384,36 @@ def test_symmetric_samples_whose_orbit_copies_met_are_drawn_again():
     assert sum(s.properties["close_pairs"] > 0 for s in samples) < len(met)  # new assignments helped
     free = sample_tasks([InpaintTask(host, {"Li": 8}, 2)], model, seed=5)[0]
     assert "orbit_redraws" not in free[0].properties  # free inpainting is not redrawn
+
+
+def test_model_proposed_orbits_find_zincblende_where_the_uniform_draw_finds_rock_salt():
+    """Stripped of Zn, zincblende ZnS leaves an fcc S sublattice (Fm-3m). The uniform draw keeps the
+    host's group, whose only 4-fold orbit for 4 Zn is octahedral 4b: rock salt. A model that puts Zn
+    in tetrahedral sites (here the exact score of zincblende) is asked instead with orbits="model":
+    every sample is F-43m with Zn on one tetrahedral orbit, the answer the model holds."""
+    zincblende = Structure.from_spacegroup("F-43m", Lattice.cubic(5.41), ["S", "Zn"], [[0, 0, 0], [.25, .25, .25]])
+    host = zincblende.copy()
+    host.remove_species(["Zn"])
+    model = AnalyticSiteModel(zincblende, 0.05, CartesianVE(num_levels=30, corrector_steps=1))
+    uniform = sample_tasks([InpaintTask(host, {"Zn": 4}, 3, symmetric=True)], model, seed=0)[0]
+    assert {s.properties["guest_wyckoff"] for s in uniform} == {"Zn:4b"}
+    assert {s.properties["guest_space_group"] for s in uniform} == {225}
+    proposed = sample_tasks([InpaintTask(host, {"Zn": 4}, 3, symmetric=True, orbits="model")], model, seed=0)[0]
+    assert len(proposed) == 3
+    for structure in proposed:
+        assert structure.properties["guest_space_group"] == 216
+        assert structure.properties["guest_wyckoff"] in ("Zn:4c", "Zn:4d")
+        assert structure.properties["orbit_proposal_distance"] < 0.5
+        assert SpacegroupAnalyzer(structure, symprec=0.1).get_space_group_number() == 216
+        assert np.array_equal(structure.frac_coords[:4], host.frac_coords)
+    with pytest.raises(ChggenError, match=r'orbits="model" chooses the group and orbits of a symmetric task'):
+        InpaintTask(host, {"Zn": 4}, 1, symmetric=True, space_group=216, orbits="model")
+
+
+def test_orbit_distances_are_zero_on_the_orbit_and_the_offset_off_it():
+    host = Structure(Lattice.cubic(6.0), ["Si"], [[0, 0, 0]])
+    line = next(o for o in host_group(host).orbits if o.label == "6e")  # (x, 0, 0)
+    on = line.points(np.array([0.2, 0.0, 0.0]))
+    assert np.allclose(orbit_distances(line, host.lattice, on), 0.0, atol=1e-9)
+    off = on[:1] + np.array([[0.0, 0.05, 0.0]])  # 0.3 A across the line
+    assert orbit_distances(line, host.lattice, off)[0] == pytest.approx(0.3, abs=1e-9)

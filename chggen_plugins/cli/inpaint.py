@@ -57,6 +57,10 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                             "symprec 0.01 A is symmetrized first")
     paint.add_argument("--space-group", type=int, default=None, metavar="N",
                        help="with --symmetric: keep this subgroup of the host's group instead")
+    paint.add_argument("--orbits", choices=("uniform", "model"), default="uniform",
+                       help="with --symmetric: draw each sample's Wyckoff orbits uniformly (default), or take "
+                            "those nearest to where a free inpainting pass put the guests (model), over the "
+                            "host's group and its subgroups")
     add_model_options(paint)
     add_sampler_options(paint)
     add_quiet(paint)
@@ -88,6 +92,8 @@ def run(args: argparse.Namespace) -> None:
         raise ChggenError(f"--samples must be a positive integer, got {args.samples}")
     if args.space_group is not None and not args.symmetric:
         raise ChggenError("--space-group is used with --symmetric")
+    if args.orbits == "model" and (not args.symmetric or args.space_group is not None):
+        raise ChggenError("--orbits model is used with --symmetric, without --space-group (it chooses the group)")
     seed = secrets.randbits(31) if args.seed is None else args.seed  # stored, so any run can be repeated
     guests: dict[str, int] = {}
     for symbol, count in args.guest or []:
@@ -101,7 +107,7 @@ def run(args: argparse.Namespace) -> None:
                       levels=args.levels, start=start,
                       start_sigma=args.start_sigma, regenerate_existing=args.regenerate_existing,
                       regenerate_sites=args.regenerate_sites, regenerate_species=args.regenerate_species,
-                      around=args.around, within=args.within)
+                      around=args.around, within=args.within, orbits=args.orbits)
     first = samples[0].properties
     if "regenerated" in first:
         print(f"regenerating {first['regenerated']} of {Path(args.host).name}")

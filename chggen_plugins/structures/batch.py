@@ -31,13 +31,19 @@ def parse_guests(guests: Mapping[str, int], where: str = "guests") -> dict[str, 
     return checked
 
 
+ORBIT_CHOICES = ("uniform", "model")  # how a symmetric task picks its Wyckoff orbits
+
+
 @dataclass(frozen=True)
 class InpaintTask:
     """Generate `guests` into a fixed `host`, `n_samples` times. An empty host is unconditional.
 
     `symmetric=True` puts the guests on Wyckoff orbits of the host's space group (or of its largest
     subgroup that fits the counts, or of `space_group`), drawn afresh for every sample unless
-    `wyckoff` names them ({"Li": ["4b"]}).
+    `wyckoff` names them ({"Li": ["4b"]}). `orbits="model"` asks the model instead: a free
+    inpainting pass places the guests, and each sample takes the orbit combination nearest to that
+    placement, over the host's group and its subgroups (`wyckoff.propose_plan`; the API sets
+    `proposed`, one plan per sample).
     `start`: a placement of the guests to refine (partial regeneration, `sample(start_level=)`): a
     structure in the host's cell whose sites of the guest species, apart from the host's own, are
     the guests, as many of each as `guests` asks.
@@ -51,6 +57,8 @@ class InpaintTask:
     space_group: int | None = None
     wyckoff: Mapping[str, Sequence[str]] | None = None
     start: Structure | None = None
+    orbits: str = "uniform"
+    proposed: GuestPlan | None = field(default=None, repr=False, compare=False)
     guest_numbers: list[int] = field(init=False, repr=False)
     plan: GuestPlan | None = field(init=False, repr=False)
     start_coords: np.ndarray | None = field(init=False, repr=False)
@@ -65,11 +73,17 @@ class InpaintTask:
             raise ChggenError(f"{where}: space_group and wyckoff are only used with symmetric=True")
         if self.symmetric and len(self.host) == 0:
             raise ChggenError(f"{where}: symmetric inpainting needs a host whose group the guests keep")
+        if self.orbits not in ORBIT_CHOICES:
+            raise ChggenError(f"{where}: orbits {self.orbits!r} is not one of {', '.join(ORBIT_CHOICES)}")
+        if self.orbits == "model" and (not self.symmetric or self.space_group is not None or self.wyckoff is not None):
+            raise ChggenError(f"{where}: orbits=\"model\" chooses the group and orbits of a symmetric task itself "
+                              "(symmetric=True, without space_group or wyckoff)")
         numbers = [Element(symbol).Z for symbol, count in guests.items() for _ in range(count)]
         object.__setattr__(self, "guests", guests)
         object.__setattr__(self, "guest_numbers", numbers)
-        object.__setattr__(self, "plan", plan_guests(self.host, guests, self.space_group,
-                                                   wyckoff=self.wyckoff) if self.symmetric else None)
+        plan = self.proposed or (plan_guests(self.host, guests, self.space_group, wyckoff=self.wyckoff)
+                                 if self.symmetric else None)
+        object.__setattr__(self, "plan", plan)
         if self.start is not None and self.symmetric:
             raise ChggenError(f"{where}: a start placement and symmetric inpainting do not go together")
         object.__setattr__(self, "start_coords", None if self.start is None else

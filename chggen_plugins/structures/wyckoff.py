@@ -25,7 +25,7 @@ from functools import cache
 
 import numpy as np
 import spglib
-from pymatgen.core import Structure
+from pymatgen.core import Lattice, Structure
 
 from chggen_plugins.errors import ChggenError
 from chggen_plugins.structures.io import MIN_DISTANCE
@@ -373,6 +373,108 @@ def plan_guests(host: Structure, guests: dict[str, int], space_group: int | None
         f"{host_group(host, seed).describe()} or any subgroup above P1"
     raise NoSymmetricPlacement(f"guest count(s) {counts}: no combination of Wyckoff orbits of {where} adds up "
                       f"to them in this host cell (orbit sizes on offer: {', '.join(map(str, offered))})")
+
+
+PROPOSAL_TOLERANCE = 0.5  # A: mean distance of a free pass's guests to their orbits that counts as "on them"
+_IMAGES = np.array([(i, j, k) for i in (-1, 0, 1) for j in (-1, 0, 1) for k in (-1, 0, 1)], dtype=float)
+
+
+def orbit_distances(orbit: Orbit, lattice: Lattice, frac: np.ndarray) -> np.ndarray:
+    """[n] distance (A) from each fractional point in `frac` to the nearest point the orbit can take.
+
+    Per copy x_i(u) = R_i (origin + F^T u) + t_i: the Cartesian offset to (R_i origin + t_i), over the
+    27 nearest images, with its part along the copy's free directions (rows of F R_i^T, in Cartesian)
+    projected out; the smallest over copies and images. Fixed positions: the plain distance.
+    """
+    frac = np.atleast_2d(np.asarray(frac, dtype=float))
+    best = np.full(len(frac), np.inf)
+    for rotation, translation in zip(orbit.rotations, orbit.translations):
+        span = orbit.free @ rotation.T @ lattice.matrix
+        _, values, rows = np.linalg.svd(span)
+        basis = rows[:int((values > 1e-9).sum())]
+        offset = frac - (rotation @ orbit.origin + translation)
+        offset -= np.round(offset)
+        cart = (offset[:, None, :] + _IMAGES[None]) @ lattice.matrix
+        if len(basis):
+            cart = cart - (cart @ basis.T) @ basis
+        best = np.minimum(best, np.linalg.norm(cart, axis=2).min(axis=1))
+    return best
+
+
+def fitting_plans(host: Structure, guests: dict[str, int], seed: int = 0) -> list[GuestPlan]:
+    """The plans of every group that fits the counts: the host's own group, then its subgroups that
+    keep the host cell, largest first (P1 excluded). Made once per host; proposals choose among them."""
+    plans = [plan for group in subgroups(host, seed) if group.number > 1
+             for plan in [_fits(group, host, guests, None)] if plan is not None]
+    if not plans:
+        plan_guests(host, guests, seed=seed)  # raises the one-line NoSymmetricPlacement
+    return plans
+
+
+def propose_plan(plans: Sequence[GuestPlan], lattice: Lattice,
+                 positions: Mapping[str, np.ndarray]) -> tuple[GuestPlan, float]:
+    """The orbit combination nearest to where a free pass put the guests, as a plan that draws only it.
+
+    Why: the uniform draw prefers the host's own group and any combination in it; stripped of Zn,
+    zincblende's S sublattice is fcc (Fm-3m), whose only 4-fold orbit for 4 Zn is octahedral (rock
+    salt), while the model puts Zn in tetrahedral sites (F-43m, a subgroup). The model knows where
+    guests go; this asks it.
+
+    Args:
+        plans: from `fitting_plans`, largest group first.
+        lattice: the host's lattice.
+        positions: per guest species, the [n, 3] fractional positions a free pass gave.
+
+    Returns:
+        (plan, mean distance in A of the guests to their orbits): the first (largest) group whose
+        best combination lies within PROPOSAL_TOLERANCE on average, else the closest overall. Each
+        species' guests are matched to the combination's orbit slots by linear assignment.
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    count = sum(len(points) for points in positions.values())
+    best: tuple[GuestPlan, float] | None = None
+    for plan in plans:
+        ranked: dict[str, list[tuple[float, tuple[int, ...]]]] = {}
+        for symbol, combinations in plan.combinations.items():
+            needed = sorted({i for c in combinations for i in c})
+            distance = {i: orbit_distances(plan.orbits[i], lattice, positions[symbol]) for i in needed}
+            costs = []
+            for combination in combinations:
+                slots = np.column_stack([distance[i] for i in combination for _ in range(plan.orbits[i].multiplicity)])
+                rows, columns = linear_sum_assignment(slots)
+                costs.append((float(slots[rows, columns].sum()), combination))
+            ranked[symbol] = sorted(costs)[:5]
+        chosen = _cheapest_compatible(plan, ranked)
+        if chosen is None:
+            continue
+        cost, combinations = chosen
+        proposal = GuestPlan(plan.group, plan.orbits, plan.guests, {s: [c] for s, c in combinations.items()},
+                             plan.clashes)
+        if best is None or cost / count < best[1] - 1e-6:
+            best = (proposal, cost / count)
+        if cost / count <= PROPOSAL_TOLERANCE:
+            return proposal, cost / count
+    if best is None:
+        raise NoSymmetricPlacement(f"no assignment of {dict(plans[0].guests) if plans else positions} to "
+                                   "distinct Wyckoff positions was found")
+    return best
+
+
+def _cheapest_compatible(plan: GuestPlan, ranked: Mapping[str, list[tuple[float, tuple[int, ...]]]]
+                         ) -> tuple[float, dict[str, tuple[int, ...]]] | None:
+    """The lowest total over species of their few cheapest combinations that share no fixed orbit
+    and hold no clashing pair."""
+    options: list[tuple[float, dict[str, tuple[int, ...]]]] = [(0.0, {})]
+    for symbol, costs in ranked.items():
+        grown = []
+        for total, chosen in options:
+            used = {i for c in chosen.values() for i in c}
+            for cost, combination in costs:
+                if plan._compatible(combination, used):
+                    grown.append((total + cost, {**chosen, symbol: combination}))
+        options = grown
+    return min(options, key=lambda option: option[0]) if options else None
 
 
 def symmetry_error(structure: Structure, rotations: np.ndarray, translations: np.ndarray) -> float:
