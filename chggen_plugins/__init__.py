@@ -12,6 +12,7 @@ The folders are layers; a module imports only from its own folder or from a laye
     sampling/      the one sampler (tensors only)
     contract/      protocol, hookspecs, registry, safe loading, devices, provenance
     files.py       output paths checked before the work, files written whole
+    seeds.py       the seed range, its check, and drawing one
     errors.py, lazy.py, allocator.py
 """
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 import warnings
 from dataclasses import replace
 from typing import Mapping, Sequence, Union
@@ -17,6 +16,7 @@ from chggen_plugins.contract.protocol import ScoreModel, check_score_model
 from chggen_plugins.contract.registry import load_model
 from chggen_plugins.errors import ChggenError, ChggenWarning
 from chggen_plugins.sampling.inpaint import SamplerSettings, ScoreNotFinite, sample, start_level_of
+from chggen_plugins.seeds import MAX_SEED, check_seed, draw_seed
 from chggen_plugins.structures.batch import InpaintTask, batch_to_structures, tasks_to_batch, tasks_to_orbits
 from chggen_plugins.structures.host import select_guests, symmetric_host
 from chggen_plugins.structures.io import MIN_DISTANCE, StructureLike, check_lattice, to_atoms, to_structure
@@ -144,8 +144,7 @@ def sample_tasks(tasks: Sequence[InpaintTask], model: ModelLike, seed: int | Non
         len(per_task), len(per_task[1])  # -> (2, 8)
         ```
     """
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63):
-        raise ChggenError(f"seed {seed!r}: an integer in 0..2^63-1")
+    seed = None if seed is None else check_seed(seed)  # an ordinary mistake is named before any loading
     model = with_levels(_resolve_model(model, device), levels)
     tasks = list(tasks)
     check_elements(model, tasks)
@@ -155,7 +154,7 @@ def sample_tasks(tasks: Sequence[InpaintTask], model: ModelLike, seed: int | Non
     if start_sigma is None and len(without) < len(tasks):
         raise ChggenError("a start placement needs a start sigma: how far the placement may move (e.g. 0.5 A)")
     start_level = None if start_sigma is None else start_level_of(model, start_sigma)
-    seed = secrets.randbits(63) if seed is None else seed
+    seed = draw_seed() if seed is None else seed
     expanded, owners, distances = _proposed_orbits(tasks, model, seed, settings, device, start_level)
     samples = _sample_batch(expanded, model, seed, settings, device, progress, start_level)
     samples = _redraw_met_orbits(samples, expanded, model, seed, settings, device, start_level)
@@ -179,7 +178,7 @@ def _proposed_orbits(tasks: list[InpaintTask], model: ScoreModel, seed: int, set
     if not asked:
         return tasks, list(range(len(tasks))), [None] * len(tasks)
     free = _sample_batch([replace(tasks[number], symmetric=False, orbits="uniform") for number in asked], model,
-                         (seed + 7_919) % 2**63, settings, device, False, start_level)
+                         (seed + 7_919) % (MAX_SEED + 1), settings, device, False, start_level)
     expanded, owners, distances = [], [], []
     for number, task in enumerate(tasks):
         if number not in asked:
@@ -233,7 +232,7 @@ def _redraw_met_orbits(samples: list[list[Structure]], tasks: list[InpaintTask],
         if not crowded:
             break
         again = _sample_batch([replace(tasks[number], n_samples=len(indices)) for number, indices in crowded.items()],
-                              model, (seed + round_ * 1_000_003) % 2**63, settings, device, False, start_level)
+                              model, (seed + round_ * 1_000_003) % (MAX_SEED + 1), settings, device, False, start_level)
         for (number, indices), redrawn in zip(crowded.items(), again):
             for index, structure in zip(indices, redrawn):
                 structure.properties["orbit_redraws"] = round_

@@ -18,7 +18,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "chggen_plugins"
 # bottom to top; layers on one line are peers that must not import each other
 LAYERS = {
     "errors": 0, "lazy": 0, "allocator": 0,
-    "contract": 1, "files": 1,
+    "contract": 1, "files": 1, "seeds": 1,
     "sampling": 2,
     "structures": 3,
     "evaluation": 4, "models": 4,

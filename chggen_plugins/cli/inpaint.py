@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import secrets
 from pathlib import Path
 
 from chggen_plugins.cli.options import (
@@ -16,6 +15,7 @@ from chggen_plugins.cli.options import (
 )
 from chggen_plugins.contract.devices import check_device
 from chggen_plugins.errors import ChggenError
+from chggen_plugins.seeds import draw_seed
 
 FORMATS = {".extxyz": "extxyz", ".xyz": "extxyz", ".cif": "cif"}
 
@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> None:
         raise ChggenError("--space-group is used with --symmetric")
     if args.orbits == "model" and (not args.symmetric or args.space_group is not None):
         raise ChggenError("--orbits model is used with --symmetric, without --space-group (it chooses the group)")
-    seed = secrets.randbits(31) if args.seed is None else args.seed  # stored, so any run can be repeated
+    seed = draw_seed() if args.seed is None else args.seed  # stored, so any run can be repeated
     guests: dict[str, int] = {}
     for symbol, count in args.guest or []:
         guests[symbol] = guests.get(symbol, 0) + count

@@ -6,8 +6,7 @@ import argparse
 
 from chggen_plugins.contract.registry import DEFAULT_RELAXER
 from chggen_plugins.errors import ChggenError
-
-MAX_SEED = 2**63 - 1
+from chggen_plugins.seeds import check_seed
 
 
 def guest_count(text: str) -> tuple[str, int]:
@@ -55,12 +54,11 @@ def model_sources(items: list[str]) -> dict[str, str]:
 def seed(text: str) -> int:
     """An integer seed in 0..2^63-1, for --seed."""
     try:
-        value = int(text)
+        return check_seed(int(text), repr(text))
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r}: not an integer") from None
-    if not 0 <= value <= MAX_SEED:
-        raise argparse.ArgumentTypeError(f"{text}: a seed lies in 0..2^63-1")
-    return value
+    except ChggenError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def add_model_options(parser: argparse.ArgumentParser, required: bool = True, used_by: str = "") -> None:

@@ -8,7 +8,6 @@ ordering row did not say what the weights were). A change to any of these now ch
 
 from __future__ import annotations
 
-import secrets
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -19,14 +18,13 @@ from chggen_plugins.api import ModelLike, check_elements, with_levels
 from chggen_plugins.contract.protocol import ScoreModel
 from chggen_plugins.contract.provenance import Provenance, model_provenance
 from chggen_plugins.contract.registry import load_model
-from chggen_plugins.errors import ChggenError
 from chggen_plugins.files import output_folder
 from chggen_plugins.runs.shards import STORE_NAME
 from chggen_plugins.runs.store import ResultStore
 from chggen_plugins.sampling.inpaint import SamplerSettings
+from chggen_plugins.seeds import check_seed, draw_seed
 from chggen_plugins.structures.batch import InpaintTask
 
-MAX_SEED = 2**63 - 1
 RESUME_HINT = "rerun with the same settings to resume, or choose a new --out"
 
 
@@ -106,14 +104,12 @@ def resolve_seed(seed: int | None, out: Path) -> tuple[int, bool]:
     rerun resumes it), else a new one, drawn. Every command treats a missing seed this way, so a
     run is always repeatable from what it printed (`announce_seed`) or stored."""
     if seed is not None:
-        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
-            raise ChggenError(f"seed {seed!r}: an integer in 0..2^63-1")
-        return seed, False
+        return check_seed(seed), False
     path = Path(out) / STORE_NAME
     stored = ResultStore(path).metadata.get("fingerprint", {}).get("seed") if path.exists() else None
     if stored is not None:
         return int(stored), False
-    return secrets.randbits(31), True
+    return draw_seed(), True
 
 
 def announce_seed(seed: int, drawn: bool) -> None:
