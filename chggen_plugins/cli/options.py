@@ -54,7 +54,7 @@ def model_sources(items: list[str]) -> dict[str, str]:
 def seed(text: str) -> int:
     """An integer seed in 0..2^63-1, for --seed."""
     try:
-        return check_seed(int(text), repr(text))
+        return check_seed(int(text), "value")
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r}: not an integer") from None
     except ChggenError as error:
