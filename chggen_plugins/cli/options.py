@@ -54,9 +54,11 @@ def model_sources(items: list[str]) -> dict[str, str]:
 def seed(text: str) -> int:
     """An integer seed in 0..2^63-1, for --seed."""
     try:
-        return check_seed(int(text), "value")
+        value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r}: not an integer") from None
+    try:
+        return check_seed(value, "value")
     except ChggenError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
 
