@@ -179,6 +179,7 @@ def test_a_seed_outside_the_range_is_one_usage_error(files, capsys, seed):
     assert stop.value.code == 2
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert "--seed" in error and "Traceback" not in error
+    assert ("not an integer" if seed == "x" else f"value {seed}: an integer in 0..2^63-1") in error
 
 
 def test_ctrl_c_is_one_line_and_exit_130(files, capsys, monkeypatch):
