@@ -48,6 +48,7 @@ from chggen_plugins.structures.batch import InpaintTask
 from chggen_plugins.structures.cells import lattice_grid
 from chggen_plugins.structures.host import Host, host_from_structure, strip_guests, symmetrize_host
 from chggen_plugins.structures.io import read_structure
+from chggen_plugins.structures.wyckoff import ORBIT_CHOICES
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -184,6 +185,7 @@ class Campaign:
         """The jobs of one cell or host as shards of at most `sampler.batch_size` crystals each."""
         cfg = self.config
         symmetric, snap = method == INPAINTING_SYM, cfg.hosts.snap_symprec if method == INPAINTING_SNAP else None
+        orbits = cfg.hosts.orbits if symmetric else ORBIT_CHOICES[0]
         size = cfg.sampler.batch_size
         hull = self.hull(spec.composition)
         shards = []
@@ -192,9 +194,9 @@ class Campaign:
             seed = derived_seed(cfg.seed, shard_key)
             settings = SamplerSettings(cfg.sampler.jump_length, resamples)
             fields = {**self._common(spec, method), "seed": seed, "jump_length": settings.jump_length,
-                      "resamples": resamples}
+                      "resamples": resamples, **({"orbits": orbits} if symmetric else {})}
             shards.append(Shard(shard_key, host, dict(guests), tuple(jobs[first:first + size]), fields, seed,
-                                settings, cfg.model.device, hull, cfg.symmetry, own, symmetric, snap))
+                                settings, cfg.model.device, hull, cfg.symmetry, own, symmetric, snap, orbits))
         return shards
 
     @_writer
