@@ -41,4 +41,4 @@ def match_or_lower(structure: Structure, e_per_atom: float, reference: Structure
     """
     if e_per_atom <= reference_e_per_atom + MATCH_OR_LOWER_MARGIN:
         return True
-    return (matcher or structure_matcher()).fit(structure, reference)
+    return bool((matcher or structure_matcher()).fit(structure, reference))  # numpy's bool otherwise

@@ -140,7 +140,7 @@ def format_table(rows: Sequence[dict[str, Any]], libraries: Sequence[str], by_ba
                       row["composition"], row["method"] + (f" ({row['orbits']})" if row.get("orbits") else ""),
                       str(row["n_atoms"]), str(row["generated"]), str(row["converged"]), str(row["errors"]),
                       *rates, str(row["distinct"]),
-                      f"{row['match_or_lower']}/{row['with_reference']}" if row["with_reference"] else "-",
+                      f"{row['match_or_lower']}/{row['with_reference']}" if row.get("with_reference") else "-",
                       _text(row["median_steps"], "g"),
                       _text(row["lowest_e_per_atom"], ".3f"), _text(row["lowest_ed"], ".3f"),
                       str(row["below_threshold"])])
