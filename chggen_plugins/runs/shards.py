@@ -133,8 +133,8 @@ class Shard:
     symmetry: SymmetryConfig
     own: tuple[str, str | None] | None = None
     symmetric: bool = False      # guests on Wyckoff orbits of the host's group (inpainting-sym)
-    orbits: str = ORBIT_CHOICES[0]  # with `symmetric`: how each sample's orbits are chosen (InpaintTask.orbits)
     snap: float | None = None    # symprec to snap generated structures at before relaxing (inpainting-snap)
+    orbits: str = ORBIT_CHOICES[0]  # with `symmetric`: how each sample's orbits are chosen (InpaintTask.orbits)
 
     @property
     def uids(self) -> list[str]:
