@@ -464,8 +464,12 @@ def test_symmetric_inpainting_with_model_proposed_orbits_through_a_campaign(tmp_
     """[hosts] orbits = "model": the analytic model puts Li on the octahedral sites of its reference
     (Li4Si8: 4b of F-43m in the diamond host), so every sample takes 4b, where the uniform draw also
     takes 4d; the rows record the choice and the free pass's distance to the orbits, and the summary
-    shows it beside the method."""
+    shows it beside the method. The host file is that reference itself, guests included: it is
+    relaxed once as the host's reference, and every sample, which finds it, counts as match-or-lower."""
     text = TINY.replace("\nsamples = 1", '\nsamples = 3\nmethods = ["inpainting-sym"]\norbits = "model"')
+    text = text.replace('host_files = ["si_host.cif"]', f'host_files = ["{REFERENCE.name}"]')
+    text = text.replace("max_steps = 10", "max_steps = 80")
+    shutil.copy(REFERENCE, tmp_path / REFERENCE.name)
     config = load_config(campaign_dir(tmp_path, text))
     assert config.hosts.orbits == "model"
     result = run_campaign(config, model=small_model(), relaxer=relaxer, progress=False)
@@ -474,8 +478,12 @@ def test_symmetric_inpainting_with_model_proposed_orbits_through_a_campaign(tmp_
     for row in rows:
         assert row.get("orbits") == "model" and row.get("guest_wyckoff") == "Li:4b"
         assert row.get("guest_space_group") == 216 and 0 <= row.get("orbit_proposal_distance") < 0.5
+    reference = next(result.store.results(uid=f"LiSi2/host/file:{REFERENCE.name}/reference"))
+    assert reference.get("method") == "reference" and reference.get("status") == "relaxed"
+    assert reference.generated.composition == Structure.from_file(REFERENCE).composition
     summary = next(r for r in result.summary if r["method"] == "inpainting-sym")
     assert summary["orbits"] == "model" and summary["generated"] == 3
+    assert (summary["match_or_lower"], summary["with_reference"]) == (3, 3)
     assert "inpainting-sym (model)" in capsys.readouterr().out
     table = read_table(config.output / "summary.csv")
     assert [row["orbits"] for row in table] == ["", "model"]  # unconditional rows have no orbit choice

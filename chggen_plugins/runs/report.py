@@ -38,7 +38,7 @@ from chggen_plugins.evaluation.symmetry import symmetry_success_rate, wilson_int
 from chggen_plugins.runs.config import CampaignConfig, SymmetryConfig
 from chggen_plugins.runs.figures import (REFERENCE_COLOUR, count_histogram, empty_note, integer_ticks, method_style,
                                             new_figure, offsets, save_figure, style)
-from chggen_plugins.runs.methods import GENERATED, HOST, INPAINTING_SYM
+from chggen_plugins.runs.methods import GENERATED, HOST, INPAINTING_SYM, REFERENCE
 from chggen_plugins.runs.schema import COORDINATION, SHORTLIST, SUMMARY, legend, write_table
 from chggen_plugins.runs.shards import lowest_distinct
 from chggen_plugins.runs.store import ResultStore, StoredResult
@@ -53,13 +53,14 @@ def _final(result: StoredResult) -> Structure | None:
 
 
 def reference_of(result: StoredResult, by_uid: Mapping[str, StoredResult]) -> StoredResult | None:
-    """The known structure an inpainted sample can be held against: the relaxed (converged) structure
-    its host was stripped from, i.e. the row its host row's `parent` names. None for everything else:
-    unconditional structures, samples of host files (their parent is a file, stored unrelaxed)."""
+    """The known structure an inpainted sample can be held against, relaxed (converged): the
+    structure its host was stripped from, i.e. the row its host row's `parent` names, or for a host
+    file that holds the guests, the file's structure (the host's `reference` row). None for
+    everything else: unconditional structures, samples of a host file without its guests."""
     host = by_uid.get(result.get("parent"))
     if host is None or host.get("method") != HOST:
         return None
-    reference = by_uid.get(host.get("parent"))
+    reference = by_uid.get(host.get("parent")) or by_uid.get(f"{host.uid}/{REFERENCE}")
     return reference if reference is not None and reference.get("status") == "relaxed" else None
 
 
