@@ -114,8 +114,9 @@ SUMMARY = Table("summary.csv", "chggen campaign; chggen benchmark symmetry (symm
                                       "1 meV/atom above the reference's; a structure without a relaxed one fails, "
                                       "shown over with_reference (printed: m-o-l)"),
     _c("with_reference", "int", None, "structures that have a reference: for campaign inpainting, the relaxed "
-                                      "unconditional structure their host was stripped from (samples of host files "
-                                      "and unconditional structures have none; empty: none has)"),
+                                      "unconditional structure their host was stripped from, or a host file's own "
+                                      "structure, relaxed, when the file holds the guests (unconditional structures "
+                                      "and samples of a host file without guests have none; empty: none has)"),
     _c("match_or_lower_rate", "float", None, "match_or_lower / with_reference"),
     _c("median_steps", "float", None, "median FIRE steps of the relaxed structures (printed: med steps)"),
     _c("lowest_e_per_atom", "float", EV_ATOM, "lowest energy of a relaxed structure, by the relaxer (printed: min E/at)"),
