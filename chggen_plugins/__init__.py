@@ -7,7 +7,7 @@ The folders are layers; a module imports only from its own folder or from a laye
     applications/  campaign, intercalation, ordering, symmetry benchmark
     runs/          configs, shards, results store, Dask executor, tables and figures
     api.py         inpaint / generate / sample_tasks: the Python API     datasets/  training data
-    evaluation/    relaxation, symmetry, stability, coordination, voltage  models/  analytic model
+    evaluation/    relaxation, symmetry, matching, stability, coordination, voltage  models/  analytic
     structures/    crystal I/O, batches, hosts, Wyckoff placement, cells, prototypes, systems
     sampling/      the one sampler (tensors only)
     contract/      protocol, hookspecs, registry, safe loading, devices, provenance

@@ -70,6 +70,28 @@ def test_fingerprint_ignores_report_settings_only(tmp_path):
     assert [k for k in base if base[k] != other[k]] == ["cells"]
 
 
+# Computed before [hosts] orbits existed (main at 1281cc3): a store made then must still resume.
+OLD_SYMMETRIC = MINIMAL.replace("[[compositions]]", '[hosts]\nmethods = ["inpainting", "inpainting-sym"]\nsamples = 4\n'
+                                "[[compositions]]")
+OLD_FINGERPRINT = {"seed": "5feceb66ffc86f38", "model": "91e38e7ee54f2827", "sampler": "e42dc152b9b09680",
+                   "cells": "50ea752e856a4612", "relax": "cd89a20e8e1d9cad", "hosts": "eb817d1c4e9aadb5",
+                   "symmetry": "fc07b78d118eb8ab", "stability": "c9b31405b35869ee",
+                   "compositions": "3813ede61090901f"}
+
+
+def test_orbits_uniform_keeps_the_fingerprint_of_configs_from_before_the_key_and_model_changes_it(tmp_path):
+    """A config without `orbits` and one with the default "uniform" hash as before the key (every
+    section but the relaxer's version, which follows the installed CHGNet); "model" makes other
+    structures, so it changes [hosts] alone and a resume with it is refused."""
+    for text in (OLD_SYMMETRIC, OLD_SYMMETRIC.replace("samples = 4", 'samples = 4\norbits = "uniform"')):
+        config = load_config(write(tmp_path, text))
+        assert config.hosts.orbits == "uniform"
+        assert {k: v for k, v in config.fingerprint().items() if k != "relaxer"} == OLD_FINGERPRINT
+    model = load_config(write(tmp_path, OLD_SYMMETRIC.replace("samples = 4", 'samples = 4\norbits = "model"')))
+    assert model.hosts.orbits == "model"
+    assert [k for k, v in model.fingerprint().items() if k != "relaxer" and v != OLD_FINGERPRINT[k]] == ["hosts"]
+
+
 def test_fingerprint_follows_file_contents_not_paths(tmp_path):
     """Moved or copied, a campaign keeps its fingerprint (the hull cache is no setting); an entries
     or host file with other contents changes it."""
@@ -104,6 +126,7 @@ def test_fingerprint_follows_file_contents_not_paths(tmp_path):
     (MINIMAL + "[sampler]\nresamples = 0\n", "key 'sampler.resamples' must be >= 1"),
     (MINIMAL + "[symmetry]\nlibraries = [\"spglib\", \"nope\"]\n", "key 'symmetry.libraries'"),
     (MINIMAL + "[stability]\nentries = \"missing.json\"\n", "key 'stability.entries' names"),
+    (MINIMAL + "[hosts]\norbits = \"nearest\"\n", "key 'hosts.orbits' must be one of \"uniform\", \"model\", got 'nearest'"),
     (MINIMAL.replace('"Li2Si"', '"Xx2Si"'), r"key 'compositions\[0\].formula'"),
     (MINIMAL.replace('["Li"]', '["Na"]'), r"key 'compositions\[0\].guests' .*'Na' is not an element of Li2Si"),
     (MINIMAL.replace('["Li"]', '["Li", "Si"]'), r"compositions\[0\].guests' must leave host atoms"),

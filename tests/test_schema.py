@@ -74,7 +74,8 @@ def test_the_printed_summary_explains_its_abbreviations() -> None:
            "backend": "analytic", "weights": "trained"}
     text = format_table([row], ["spglib"])
     for abbreviation in ("conv = structures relaxed to fmax", "err = ", "Ed<thr = ", "min E/at = ", "[eV/atom]",
-                         "dist = relaxed structures pymatgen's StructureMatcher"):
+                         "dist = relaxed structures pymatgen's StructureMatcher",
+                         "m-o-l = XtalPaint's success rule"):
         assert abbreviation in text
 
 

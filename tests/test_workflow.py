@@ -14,9 +14,11 @@ from pymatgen.entries.computed_entries import ComputedEntry
 from chggen_plugins.applications.campaign import Campaign, run_campaign
 from chggen_plugins.cli import main
 from chggen_plugins.errors import ChggenError
+from chggen_plugins.evaluation.matching import match_or_lower
 from chggen_plugins.evaluation.relax import Relaxer
 from chggen_plugins.models.analytic import AnalyticSiteModel
 from chggen_plugins.runs.config import load_config
+from chggen_plugins.runs.schema import read_table
 from chggen_plugins.runs.store import ResultStore
 from chggen_plugins.sampling.noise import CartesianVE
 
@@ -125,6 +127,18 @@ def test_campaign_outputs_and_resume_after_a_kill(tmp_path, relaxer):
             host = expected[row.get("parent")].generated
             assert (row.generated.frac_coords[:len(host)] == host.frac_coords).all()
             assert row.generated.composition.reduced_formula == "LiSi2"
+
+    # Match-or-lower: the generated host's samples are held against the relaxed structure it was
+    # stripped from (best); the host file's samples have no reference. Counted per summary row.
+    for row in result.summary:
+        referenced = [r for r in expected.values() if r.get("method") == row["method"]
+                      and r.get("n_atoms") == row["n_atoms"] and r.get("parent") == f"{best.uid}/host"]
+        counted = sum(r.get("status") in ("relaxed", "unconverged") and
+                      match_or_lower(r.structure, r.get("e_per_atom"), best.structure, best.get("e_per_atom"))
+                      for r in referenced)
+        assert (row["match_or_lower"], row["with_reference"]) == ((counted, len(referenced)) if referenced
+                                                                  else (None, None))
+    assert any(row["with_reference"] for row in result.summary)
 
     # Outputs: summary, plots, shortlist CIFs and r2SCAN inputs without POTCARs.
     out = fresh.output
@@ -444,3 +458,32 @@ def test_a_nan_score_is_that_shards_error_and_the_campaign_goes_on(tmp_path, rel
     assert failed[0].get("error").startswith("FirstShardNaN: score turned NaN/inf at step 0 (noise level 11) in ")
     assert "sample 0" in failed[0].get("error") and failed[0].structure is None
     assert [r for r in rows if r.get("status") != "error"][0].structure is not None
+
+
+def test_symmetric_inpainting_with_model_proposed_orbits_through_a_campaign(tmp_path, relaxer, capsys):
+    """[hosts] orbits = "model": the analytic model puts Li on the octahedral sites of its reference
+    (Li4Si8: 4b of F-43m in the diamond host), so every sample takes 4b, where the uniform draw also
+    takes 4d; the rows record the choice and the free pass's distance to the orbits, and the summary
+    shows it beside the method. The host file is that reference itself, guests included: it is
+    relaxed once as the host's reference, and every sample, which finds it, counts as match-or-lower."""
+    text = TINY.replace("\nsamples = 1", '\nsamples = 3\nmethods = ["inpainting-sym"]\norbits = "model"')
+    text = text.replace('host_files = ["si_host.cif"]', f'host_files = ["{REFERENCE.name}"]')
+    text = text.replace("max_steps = 10", "max_steps = 80")
+    shutil.copy(REFERENCE, tmp_path / REFERENCE.name)
+    config = load_config(campaign_dir(tmp_path, text))
+    assert config.hosts.orbits == "model"
+    result = run_campaign(config, model=small_model(), relaxer=relaxer, progress=False)
+    rows = [r for r in result.store.results() if r.get("method") == "inpainting-sym"]
+    assert len(rows) == 3
+    for row in rows:
+        assert row.get("orbits") == "model" and row.get("guest_wyckoff") == "Li:4b"
+        assert row.get("guest_space_group") == 216 and 0 <= row.get("orbit_proposal_distance") < 0.5
+    reference = next(result.store.results(uid=f"LiSi2/host/file:{REFERENCE.name}/reference"))
+    assert reference.get("method") == "reference" and reference.get("status") == "relaxed"
+    assert reference.generated.composition == Structure.from_file(REFERENCE).composition
+    summary = next(r for r in result.summary if r["method"] == "inpainting-sym")
+    assert summary["orbits"] == "model" and summary["generated"] == 3
+    assert (summary["match_or_lower"], summary["with_reference"]) == (3, 3)
+    assert "inpainting-sym (model)" in capsys.readouterr().out
+    table = read_table(config.output / "summary.csv")
+    assert [row["orbits"] for row in table] == ["", "model"]  # unconditional rows have no orbit choice

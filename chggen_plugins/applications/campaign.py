@@ -39,15 +39,16 @@ from chggen_plugins.errors import ChggenError
 from chggen_plugins.evaluation.relax import Relaxer
 from chggen_plugins.evaluation.stability import Hull, build_hull
 from chggen_plugins.runs.config import CampaignConfig, CompositionConfig
-from chggen_plugins.runs.methods import HOST, INPAINTING_SNAP, INPAINTING_SYM, OWN, UNCONDITIONAL
+from chggen_plugins.runs.methods import HOST, INPAINTING_SNAP, INPAINTING_SYM, OWN, REFERENCE, UNCONDITIONAL
 from chggen_plugins.runs.setup import claim_store, model_run
-from chggen_plugins.runs.shards import Shard, derived_seed, lowest_distinct, relaxer_for, run_shard
+from chggen_plugins.runs.shards import Shard, derived_seed, evaluate, lowest_distinct, relaxer_for, run_shard
 from chggen_plugins.runs.store import ResultStore, StoredResult
 from chggen_plugins.sampling.inpaint import SamplerSettings
 from chggen_plugins.structures.batch import InpaintTask
 from chggen_plugins.structures.cells import lattice_grid
 from chggen_plugins.structures.host import Host, host_from_structure, strip_guests, symmetrize_host
 from chggen_plugins.structures.io import read_structure
+from chggen_plugins.structures.wyckoff import ORBIT_CHOICES
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -150,11 +151,15 @@ class Campaign:
         self.file_hosts = {c.formula: [self._file_framework(c, path) for path in c.host_files]
                            for c in self.config.compositions}
 
-    def _file_framework(self, spec: CompositionConfig, path: Path) -> tuple[Path, Structure, dict[str, int]]:
+    def _file_framework(self, spec: CompositionConfig, path: Path
+                        ) -> tuple[Path, Structure, dict[str, int], Structure | None]:
+        """(path, framework, guest counts, the file's whole structure when it is of the composition:
+        the reference its samples are held against, else None)."""
         structure = read_structure(path)
         present = [g for g in spec.guests if g in structure.composition.get_el_amt_dict()]
         framework = strip_guests(structure, present)[0] if present else structure
-        return path, framework, file_host_guests(framework, spec, str(path))
+        whole = structure.composition.reduced_composition == spec.composition.reduced_composition
+        return path, framework, file_host_guests(framework, spec, str(path)), structure if whole else None
 
     def hull(self, composition: Composition) -> Hull:
         """The hull of the composition's chemical system (built or read once per run)."""
@@ -184,6 +189,7 @@ class Campaign:
         """The jobs of one cell or host as shards of at most `sampler.batch_size` crystals each."""
         cfg = self.config
         symmetric, snap = method == INPAINTING_SYM, cfg.hosts.snap_symprec if method == INPAINTING_SNAP else None
+        orbits = cfg.hosts.orbits if symmetric else ORBIT_CHOICES[0]
         size = cfg.sampler.batch_size
         hull = self.hull(spec.composition)
         shards = []
@@ -192,9 +198,9 @@ class Campaign:
             seed = derived_seed(cfg.seed, shard_key)
             settings = SamplerSettings(cfg.sampler.jump_length, resamples)
             fields = {**self._common(spec, method), "seed": seed, "jump_length": settings.jump_length,
-                      "resamples": resamples}
+                      "resamples": resamples, **({"orbits": orbits} if symmetric else {})}
             shards.append(Shard(shard_key, host, dict(guests), tuple(jobs[first:first + size]), fields, seed,
-                                settings, cfg.model.device, hull, cfg.symmetry, own, symmetric, snap))
+                                settings, cfg.model.device, hull, cfg.symmetry, own, symmetric, snap, orbits))
         return shards
 
     @_writer
@@ -296,11 +302,21 @@ class Campaign:
             if uid not in self.store:
                 self._store_host(spec, uid, row.uid,
                                  lambda row=row: host_from_structure(row.structure, list(spec.guests), cell=cell))
-        for path, framework, guests in self.file_hosts[spec.formula]:
+        for path, framework, guests, whole in self.file_hosts[spec.formula]:
             uid = f"{spec.name}/{HOST}/file:{path.name}"
             if uid not in self.store:
                 self._store_host(spec, uid, str(path),
                                  lambda f=framework, g=guests: symmetrize_host(f, g, cell=cell))
+            if whole is not None and f"{uid}/{REFERENCE}" not in self.store:
+                self._store_reference(spec, f"{uid}/{REFERENCE}", path, whole)
+
+    def _store_reference(self, spec: CompositionConfig, uid: str, path: Path, structure: Structure) -> None:
+        """A host file that holds the guests is a known structure of the composition: relaxed once,
+        stored as the host's reference (one relaxation), so its samples get match-or-lower too."""
+        result, measured = evaluate(structure, self.relaxer, self.hull(spec.composition), self.config.symmetry)
+        energy = result.final_energy * len(result.structure) if result.structure is not None else None
+        self._write(uid, {**self._common(spec, REFERENCE), "parent": str(path), "n_atoms": len(structure),
+                          **measured}, result.structure, structure, energy)
 
     def inpainting(self, spec: CompositionConfig) -> None:
         """k samples of the guests in every usable host."""

@@ -51,6 +51,9 @@ are relative to the config file. A full example with every key and its default:
                                      # "inpainting-snap" (free, then snapped to the symmetric structure
                                      # spglib finds at snap_symprec before relaxing); may grow on resume
     snap_symprec = 0.5               # A, for "inpainting-snap"
+    orbits = "uniform"               # "inpainting-sym": each sample's Wyckoff orbits drawn uniformly
+                                     # from those that fit, or "model": the combination nearest to
+                                     # where a free inpainting pass put the guests
 
     [symmetry]
     symprec = 0.1
@@ -98,6 +101,7 @@ from chggen_plugins.evaluation.symmetry import ANGLE_TOLERANCE, LIBRARIES, SYMPR
 from chggen_plugins.runs.methods import CAMPAIGN
 from chggen_plugins.structures.cells import AXIS_RATIOS, DEFAULT_V0, LATTICE_SYSTEMS
 from chggen_plugins.structures.systems import formula as reduced_formula
+from chggen_plugins.structures.wyckoff import ORBIT_CHOICES
 
 try:
     import tomllib
@@ -203,6 +207,10 @@ class HostsConfig:
                                     "spglib finds at snap_symprec before relaxing); may grow on resume",
                                     default=CAMPAIGN[:1])
     snap_symprec: float = _key("spglib tolerance of \"inpainting-snap\"", "A", default=0.5)
+    orbits: str = _key("how \"inpainting-sym\" picks each sample's Wyckoff orbits: \"uniform\" (drawn from the "
+                       "combinations that fit the host's group or its largest fitting subgroup) or \"model\" (the "
+                       "combination, over the host's group and its subgroups, nearest to where a free inpainting "
+                       "pass put the guests; one extra sampler pass); docs: symmetric", default=ORBIT_CHOICES[0])
 
 
 @dataclass(frozen=True)
@@ -295,16 +303,19 @@ class CampaignConfig:
         never their paths (a campaign folder moved or copied elsewhere resumes); the hull cache is
         where results are kept, not a setting. "relaxer" is the relaxer's name and version; "relax"
         hashes the same dict as before relaxers were plugins while relaxer and stages are the
-        defaults, so the stores made then still resume (store.ADDED_KEYS).
+        defaults, so the stores made then still resume (store.ADDED_KEYS); "hosts" likewise while
+        `orbits` is "uniform" (campaigns from before the key resume).
         """
         stability = self.stability
         defaults = {"relaxer": DEFAULT_RELAXER, "stages": DEFAULT_STAGES}
         relax = {k: v for k, v in asdict(self.relax).items() if defaults.get(k, MISSING) != v}
+        hosts = {k: v for k, v in asdict(self.hosts).items()
+                 if k != "methods" and not (k == "orbits" and v == ORBIT_CHOICES[0])}
         generation = {
             "seed": self.seed, "model": {**asdict(self.model), "source": _source_digest(self.model.source)},
             "sampler": asdict(self.sampler), "cells": asdict(self.cells), "relax": relax,
             "relaxer": f"{self.relax.relaxer} {relaxer_spec(self.relax.relaxer).version()}",
-            "hosts": {k: v for k, v in asdict(self.hosts).items() if k != "methods"}, "symmetry": asdict(self.symmetry),
+            "hosts": hosts, "symmetry": asdict(self.symmetry),
             "stability": {"entries": None if stability.entries is None else _digest(stability.entries),
                           "reference_max_atoms": stability.reference_max_atoms,
                           "reference_per_formula": stability.reference_per_formula},
@@ -596,10 +607,13 @@ def load_config(path: str | Path) -> CampaignConfig:
     snap = hosts.get("snap_symprec", "float", _default(HostsConfig, "snap_symprec"))
     if not snap > 0:
         raise hosts.error("snap_symprec", f"must be > 0 A, got {snap}")
+    orbits = hosts.get("orbits", "str", _default(HostsConfig, "orbits"))
+    if orbits not in ORBIT_CHOICES:
+        raise hosts.error("orbits", f"must be one of {', '.join(map(json.dumps, ORBIT_CHOICES))}, got {orbits!r}")
     hosts_config = HostsConfig(per_composition=hosts.positive("per_composition", "int",
                                                               _default(HostsConfig, "per_composition"), minimum=0),
                                samples=hosts.positive("samples", "int", _default(HostsConfig, "samples")),
-                               cell=cell, methods=tuple(methods), snap_symprec=snap)
+                               cell=cell, methods=tuple(methods), snap_symprec=snap, orbits=orbits)
     hosts.done()
 
     symmetry = top.table("symmetry")

@@ -33,7 +33,8 @@ MEANINGS = {
     PYMATGEN: "pymatgen's OrderDisorderedStructureTransformation (lowest Ewald energies)",
     RANDOM: "random assignments of guests to the allowed sites",
     HOST: "not generated: a symmetrized host framework",
-    REFERENCE: "not generated: the guest's elemental reference (intercalation)",
+    REFERENCE: "not generated: a known structure, relaxed, that others are held against (the guest's "
+               "elemental reference of a sweep; a campaign host file that holds the guests)",
 }
 
 CAMPAIGN = (INPAINTING, INPAINTING_SYM, INPAINTING_SNAP)   # the config's [hosts] methods

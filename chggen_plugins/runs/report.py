@@ -1,7 +1,9 @@
 """A campaign's outputs, made from its results store alone (so a resumed campaign reports everything):
 
 summary.csv (+ printed)   per composition, method and cell size: counts, symmetry success rate per
-                          library with its Wilson interval, median FIRE steps, lowest energy and Ed
+                          library with its Wilson interval, distinct structures, match-or-lower
+                          against the structure each host came from, median FIRE steps, lowest
+                          energy and Ed
 plots/*.png               symmetry success rate vs atoms per cell by method; Ed histogram; dE vs RMSD;
                           coordination numbers generated vs training (when a training set is given)
 shortlist/                converged structures with Ed below the threshold, distinct, lowest Ed first:
@@ -18,26 +20,29 @@ from __future__ import annotations
 import statistics
 import warnings
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
+from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Structure
 from pymatgen.io.cif import CifWriter
 from pymatgen.io.vasp.sets import MPScanRelaxSet
 
 from chggen_plugins.evaluation.coordination import CoordinationStats, coordination_stats
+from chggen_plugins.evaluation.matching import match_or_lower, structure_matcher
 from chggen_plugins.evaluation.stability import passes_screen
 from chggen_plugins.evaluation.symmetry import symmetry_success_rate, wilson_interval
 from chggen_plugins.runs.config import CampaignConfig, SymmetryConfig
 from chggen_plugins.runs.figures import (REFERENCE_COLOUR, count_histogram, empty_note, integer_ticks, method_style,
                                             new_figure, offsets, save_figure, style)
-from chggen_plugins.runs.methods import GENERATED
+from chggen_plugins.runs.methods import GENERATED, HOST, INPAINTING_SYM, REFERENCE
 from chggen_plugins.runs.schema import COORDINATION, SHORTLIST, SUMMARY, legend, write_table
 from chggen_plugins.runs.shards import lowest_distinct
 from chggen_plugins.runs.store import ResultStore, StoredResult
+from chggen_plugins.structures.wyckoff import ORBIT_CHOICES
 
 _RELAXED = ("relaxed", "unconverged")  # statuses with a relaxed (final) structure
 
@@ -47,9 +52,40 @@ def _final(result: StoredResult) -> Structure | None:
     return result.structure if result.get("status") in _RELAXED else None
 
 
+def reference_of(result: StoredResult, by_uid: Mapping[str, StoredResult]) -> StoredResult | None:
+    """The known structure an inpainted sample can be held against, relaxed (converged): the
+    structure its host was stripped from, i.e. the row its host row's `parent` names, or for a host
+    file that holds the guests, the file's structure (the host's `reference` row). None for
+    everything else: unconditional structures, samples of a host file without its guests."""
+    host = by_uid.get(result.get("parent"))
+    if host is None or host.get("method") != HOST:
+        return None
+    reference = by_uid.get(host.get("parent")) or by_uid.get(f"{host.uid}/{REFERENCE}")
+    return reference if reference is not None and reference.get("status") == "relaxed" else None
+
+
+def _match_or_lower(items: Sequence[StoredResult], by_uid: Mapping[str, StoredResult],
+                    matcher: StructureMatcher) -> tuple[int, int]:
+    """(samples counted by XtalPaint's rule, samples that have a reference); a sample with a
+    reference but no relaxed structure counts as a failure."""
+    counted = referenced = 0
+    for item in items:
+        reference = reference_of(item, by_uid)
+        if reference is None:
+            continue
+        referenced += 1
+        counted += item.get("status") in _RELAXED and match_or_lower(
+            item.structure, item.get("e_per_atom"), reference.structure, reference.get("e_per_atom"), matcher)
+    return counted, referenced
+
+
 def summary_rows(results: Iterable[StoredResult], symmetry: SymmetryConfig, threshold: float,
                  methods: Sequence[str] = GENERATED) -> list[dict[str, Any]]:
-    """One row per (composition, method, atoms per cell); every generated structure is in the denominator."""
+    """One row per (composition, method, atoms per cell); every generated structure is in the denominator
+    (of match-or-lower: every one that has a reference, `reference_of`)."""
+    results = list(results)
+    by_uid = {result.uid: result for result in results}
+    matcher = structure_matcher()
     groups: dict[tuple[str, str, int], list[StoredResult]] = defaultdict(list)
     for result in results:
         if result.get("method") in methods:
@@ -58,7 +94,9 @@ def summary_rows(results: Iterable[StoredResult], symmetry: SymmetryConfig, thre
     for (composition, method, n_atoms), items in sorted(groups.items(), key=lambda kv: (kv[0][0], methods.index(kv[0][1]), kv[0][2])):
         relaxed = [r for r in items if r.get("status") in _RELAXED]
         row: dict[str, Any] = {
-            "composition": composition, "method": method, "n_atoms": n_atoms, "generated": len(items),
+            "composition": composition, "method": method,
+            **({"orbits": items[0].get("orbits", ORBIT_CHOICES[0])} if method == INPAINTING_SYM else {}),
+            "n_atoms": n_atoms, "generated": len(items),
             "converged": sum(r.get("status") == "relaxed" for r in items),
             "unconverged": sum(r.get("status") == "unconverged" for r in items),
             "errors": sum(r.get("status") == "error" for r in items),
@@ -72,6 +110,9 @@ def summary_rows(results: Iterable[StoredResult], symmetry: SymmetryConfig, thre
             row[f"rate_{library}_high"] = round(rate.high, 4)
         row["symprec"], row["angle_tolerance"] = symmetry.symprec, symmetry.angle_tolerance
         row["distinct"] = len(lowest_distinct([(r.structure, r.get("e_per_atom")) for r in relaxed]))
+        counted, referenced = _match_or_lower(items, by_uid, matcher)  # empty where nothing has a reference
+        row["match_or_lower"], row["with_reference"] = (counted, referenced) if referenced else (None, None)
+        row["match_or_lower_rate"] = round(counted / referenced, 4) if referenced else None
         row["median_steps"] = statistics.median(r.get("steps") for r in relaxed) if relaxed else None
         row["lowest_e_per_atom"] = round(min(r.get("e_per_atom") for r in relaxed), 5) if relaxed else None
         eds = [r.get("ed") for r in items if r.get("status") == "relaxed"]
@@ -90,14 +131,17 @@ def format_table(rows: Sequence[dict[str, Any]], libraries: Sequence[str], by_ba
     adds the backend and its weights to every line (the cross-model benchmark)."""
     first = ["backend", "weights"] if by_backend else []
     header = [*first, "composition", "method", "atoms", "n", "conv", "err",
-              *[f"sym {lib} (95% CI)" for lib in libraries], "dist", "med steps", "min E/at", "min Ed", "Ed<thr"]
+              *[f"sym {lib} (95% CI)" for lib in libraries], "dist", "m-o-l", "med steps", "min E/at", "min Ed",
+              "Ed<thr"]
     lines = [header]
     for row in rows:
         rates = [f"{row[f'symmetric_{lib}']}/{row['generated']} ({row[f'rate_{lib}']:.0%}, "
                  f"{row[f'rate_{lib}_low']:.0%}-{row[f'rate_{lib}_high']:.0%})" for lib in libraries]
         lines.append([*(str(row[key]) for key in ("backend", "weights") if by_backend),
-                      row["composition"], row["method"], str(row["n_atoms"]), str(row["generated"]),
-                      str(row["converged"]), str(row["errors"]), *rates, str(row["distinct"]),
+                      row["composition"], row["method"] + (f" ({row['orbits']})" if row.get("orbits") else ""),
+                      str(row["n_atoms"]), str(row["generated"]), str(row["converged"]), str(row["errors"]),
+                      *rates, str(row["distinct"]),
+                      f"{row['match_or_lower']}/{row['with_reference']}" if row.get("with_reference") else "-",
                       _text(row["median_steps"], "g"),
                       _text(row["lowest_e_per_atom"], ".3f"), _text(row["lowest_ed"], ".3f"),
                       str(row["below_threshold"])])

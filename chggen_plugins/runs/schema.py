@@ -92,7 +92,10 @@ SUMMARY = Table("summary.csv", "chggen campaign; chggen benchmark symmetry (symm
                 "One row per composition x method x cell size; every generated structure is in the denominator.", (
     _c("backend", "str", None, "the score model (benchmark only: first column)"),
     _c("weights", "str", None, "trained, UNTRAINED (random weights) or not declared"),
-    _COMPOSITION, _METHOD, _N_ATOMS,
+    _COMPOSITION, _METHOD,
+    _c("orbits", "str", None, "inpainting-sym only: how each sample's Wyckoff orbits were chosen, \"uniform\" "
+                              "(drawn) or \"model\" (nearest to a free inpainting pass); printed after the method"),
+    _N_ATOMS,
     _c("generated", "int", None, "structures generated (printed: n)"),
     _c("converged", "int", None, "structures relaxed to fmax (printed: conv)"),
     _c("unconverged", "int", None, "structures that ran out of FIRE steps"),
@@ -106,6 +109,15 @@ SUMMARY = Table("summary.csv", "chggen campaign; chggen benchmark symmetry (symm
     _c("distinct", "int", None, "relaxed structures pymatgen's StructureMatcher (ltol 0.2, stol 0.3, angle 5 "
                                 "deg) tells apart: a high rate of one structure repeated is not diversity "
                                 "(printed: dist)"),
+    _c("match_or_lower", "int", None, "XtalPaint's success rule: structures whose relaxed structure matches their "
+                                      "reference (StructureMatcher, as for distinct) or whose energy is at most "
+                                      "1 meV/atom above the reference's; a structure without a relaxed one fails, "
+                                      "shown over with_reference (printed: m-o-l)"),
+    _c("with_reference", "int", None, "structures that have a reference: for campaign inpainting, the relaxed "
+                                      "unconditional structure their host was stripped from, or a host file's own "
+                                      "structure, relaxed, when the file holds the guests (unconditional structures "
+                                      "and samples of a host file without guests have none; empty: none has)"),
+    _c("match_or_lower_rate", "float", None, "match_or_lower / with_reference"),
     _c("median_steps", "float", None, "median FIRE steps of the relaxed structures (printed: med steps)"),
     _c("lowest_e_per_atom", "float", EV_ATOM, "lowest energy of a relaxed structure, by the relaxer (printed: min E/at)"),
     _c("lowest_ed", "float", EV_ATOM, "lowest decomposition energy Ed of a converged one (printed: min Ed)"),

@@ -16,13 +16,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Composition, Structure
 
 from chggen_plugins.api import sample_tasks
 from chggen_plugins.contract.protocol import ScoreModel
 from chggen_plugins.contract.registry import installed_models
 from chggen_plugins.errors import ChggenError
+from chggen_plugins.evaluation.matching import structure_matcher
 from chggen_plugins.evaluation.relax import Relaxer, RelaxResult
 from chggen_plugins.evaluation.stability import Hull
 from chggen_plugins.evaluation.symmetry import snap_to_symmetry, space_group
@@ -30,7 +30,7 @@ from chggen_plugins.runs.config import RelaxConfig, SymmetryConfig
 from chggen_plugins.runs.store import ResultStore, StoredResult
 from chggen_plugins.sampling.inpaint import SamplerSettings, ScoreNotFinite
 from chggen_plugins.structures.batch import InpaintTask
-from chggen_plugins.structures.wyckoff import NoSymmetricPlacement
+from chggen_plugins.structures.wyckoff import ORBIT_CHOICES, NoSymmetricPlacement
 
 STORE_NAME = "results.db"
 SHARDS_NAME = "shards"  # per-shard databases of the Dask path
@@ -38,7 +38,7 @@ SHARDS_NAME = "shards"  # per-shard databases of the Dask path
 
 # what a generated structure carries into its row: the group symmetric guests keep, the snapped group
 _SAMPLE_PROPERTIES = ("guest_space_group", "guest_space_group_symbol", "guest_wyckoff", "snapped_space_group",
-                      "orbit_redraws")
+                      "orbit_redraws", "orbit_proposal_distance")
 
 
 def relaxer_for(config: RelaxConfig) -> Relaxer:
@@ -101,9 +101,9 @@ def evaluate(structure: Structure, relaxer: Relaxer, hull: Hull | None, symmetry
 
 
 def lowest_distinct(items: Sequence[tuple[Structure, float]], limit: int | None = None) -> list[int]:
-    """Indices of `items` (structure, score) by rising score, skipping any structure that pymatgen's
-    StructureMatcher (defaults) matches to one already taken; at most `limit` of them."""
-    matcher = StructureMatcher()
+    """Indices of `items` (structure, score) by rising score, skipping any structure that the
+    project's StructureMatcher (evaluation/matching.py) matches to one already taken; at most `limit`."""
+    matcher = structure_matcher()
     order = sorted(range(len(items)), key=lambda i: items[i][1])
     chosen: list[int] = []
     for i in order:
@@ -134,6 +134,7 @@ class Shard:
     own: tuple[str, str | None] | None = None
     symmetric: bool = False      # guests on Wyckoff orbits of the host's group (inpainting-sym)
     snap: float | None = None    # symprec to snap generated structures at before relaxing (inpainting-snap)
+    orbits: str = ORBIT_CHOICES[0]  # with `symmetric`: how each sample's orbits are chosen (InpaintTask.orbits)
 
     @property
     def uids(self) -> list[str]:
@@ -143,7 +144,8 @@ class Shard:
 def shard_structures(shard: Shard, model: ScoreModel) -> list[Structure]:
     """The shard's generated structures, one per job, in job order (the same on every run)."""
     if shard.own is None:
-        task = InpaintTask(shard.host, shard.guests, len(shard.jobs), label=shard.key, symmetric=shard.symmetric)
+        task = InpaintTask(shard.host, shard.guests, len(shard.jobs), label=shard.key, symmetric=shard.symmetric,
+                            orbits=shard.orbits)
         structures = sample_tasks([task], model, shard.seed, shard.settings, shard.device)[0]
         return [snap_to_symmetry(s, shard.snap) for s in structures] if shard.snap else structures
     backend, source = shard.own

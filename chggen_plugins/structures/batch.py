@@ -14,7 +14,7 @@ from chggen_plugins.errors import ChggenError
 from chggen_plugins.sampling.orbits import OrbitConstraint
 from chggen_plugins.structures.io import close_pairs
 from chggen_plugins.structures.room import check_room
-from chggen_plugins.structures.wyckoff import GuestPlan, Orbit, plan_guests
+from chggen_plugins.structures.wyckoff import ORBIT_CHOICES, GuestPlan, Orbit, plan_guests
 
 
 def parse_guests(guests: Mapping[str, int], where: str = "guests") -> dict[str, int]:
@@ -29,9 +29,6 @@ def parse_guests(guests: Mapping[str, int], where: str = "guests") -> dict[str, 
             raise ChggenError(f"{where}: count for {symbol} must be a positive integer, got {count!r}")
         checked[symbol] = count
     return checked
-
-
-ORBIT_CHOICES = ("uniform", "model")  # how a symmetric task picks its Wyckoff orbits
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from pymatgen.core import Lattice, Structure
 from chggen_plugins.errors import ChggenError
 from chggen_plugins.structures.io import MIN_DISTANCE
 
+ORBIT_CHOICES = ("uniform", "model")  # how a symmetric task picks its Wyckoff orbits (InpaintTask.orbits)
 HOST_SYMPREC = 0.01  # the host is a symmetrized (refined) cell: its symmetry is exact
 MIN_HOST_DISTANCE = 1.0  # A: a fixed Wyckoff site closer than this to a host atom is not offered
 _SAME = 1e-6  # fractional: two orbit points closer than this are one point
