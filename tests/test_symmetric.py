@@ -214,6 +214,31 @@ def test_four_li_in_conventional_si_descend_to_f43m_and_keep_it():
         assert SpacegroupAnalyzer(s, symprec=0.01).get_space_group_number() == 216
 
 
+def test_counts_off_the_centring_fit_a_subgroup_that_drops_it():
+    """Every orbit of a group that keeps the four F centrings of a conventional fcc cell has a multiple
+    of 4 points, so 1 Li in a conventional fcc S cell fits only a subgroup without them: the
+    primitive cubic Pm-3m (48 operations), whose 1b is the cell's centre, the octahedral hole."""
+    host = Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.41), ["S"], [[0, 0, 0]])
+    host_rotations, _ = host_operations(host)
+    plan = plan_guests(host, {"Li": 1})
+    assert (plan.group.number, len(plan.group.rotations), plan.group.is_host_group) == (221, 48, False)
+    assert len(host_rotations) == 192
+    ((symbol, orbit),) = plan.draw(np.random.default_rng(0))
+    assert (symbol, orbit.label) == ("Li", "1b") and np.allclose(orbit.points(), [[.5, .5, .5]])
+    for s in inpaint(host, {"Li": 1}, _free_li(host), n_samples=2, seed=0, symmetric=True):
+        assert (s.properties["guest_space_group"], s.properties["guest_wyckoff"]) == (221, "Li:1b")
+        assert SpacegroupAnalyzer(s, symprec=0.01).get_space_group_number() == 221
+    # 2 Li: Pn-3m, whose operations pair some rotations with a former centring (glides, screws), and
+    # whose 2a is the pair of tetrahedral holes at 1/4 1/4 1/4 and 3/4 3/4 3/4
+    plan = plan_guests(host, {"Li": 2})
+    two = plan.group
+    pure = [t for r, t in zip(two.rotations, two.translations) if np.allclose(r, np.eye(3))]
+    assert (two.number, len(two.rotations), len(pure)) == (224, 48, 1) and np.allclose(pure[0] % 1, 0)
+    assert symmetry_error(host, two.rotations, two.translations) < 1e-9
+    ((_, orbit),) = plan.draw(np.random.default_rng(0))
+    assert orbit.label == "2a" and np.allclose(orbit.points(), [[.25, .25, .25], [.75, .75, .75]])
+
+
 def test_samples_of_one_host_explore_several_assignments():
     host = diamond_si(primitive=True, a=8.0)
     samples = inpaint(host, {"Li": 12}, _free_li(host), n_samples=12, seed=5, symmetric=True)
@@ -240,10 +265,11 @@ def test_user_chosen_subgroup_and_its_errors():
     host = diamond_si()
     plan = plan_guests(host, {"Li": 8}, space_group=141)   # I4_1/amd: its 4a is 8 sites in this cell
     assert plan.group.number == 141 and not plan.group.is_host_group
-    with pytest.raises(ChggenError, match="space group 62 is not a subgroup"):
-        plan_guests(host, {"Li": 8}, space_group=62)
-    with pytest.raises(ChggenError, match=r"guest count\(s\) Li 3: .*orbit sizes on offer: 4, 8"):
-        plan_guests(host, {"Li": 3})
+    with pytest.raises(ChggenError, match="space group 194 is not a subgroup"):
+        plan_guests(host, {"Li": 8}, space_group=194)
+    with pytest.raises(ChggenError, match=r"guest count\(s\) Li 3: no combination of Wyckoff orbits of space group "
+                                          r"216 .*orbit sizes on offer: 4, 16, 24, 48, 96\)$"):
+        plan_guests(host, {"Li": 3}, space_group=216)
     with pytest.raises(ChggenError, match="only used with symmetric=True"):
         InpaintTask(host, {"Li": 4}, space_group=216)
     with pytest.raises(ChggenError, match="symmetric inpainting needs a host"):
