@@ -15,7 +15,7 @@ from chggen_plugins.contract.devices import check_device, use_default_threads
 from chggen_plugins.contract.protocol import ScoreModel, check_score_model
 from chggen_plugins.contract.registry import load_model
 from chggen_plugins.errors import ChggenError, ChggenWarning
-from chggen_plugins.sampling.inpaint import SamplerSettings, ScoreNotFinite, sample, start_level_of
+from chggen_plugins.sampling.inpaint import SamplerSettings, ScoreNotFinite, proposal_level, sample, start_level_of
 from chggen_plugins.seeds import MAX_SEED, check_seed, draw_seed
 from chggen_plugins.structures.batch import InpaintTask, batch_to_structures, tasks_to_batch, tasks_to_orbits
 from chggen_plugins.structures.host import select_guests, symmetric_host
@@ -191,8 +191,8 @@ def _proposed_orbits(tasks: list[InpaintTask], model: ScoreModel, seed: int, set
             guests = placed[len(task.host):]
             positions = {symbol: np.array([site.frac_coords for site in guests if site.specie.symbol == symbol])
                          for symbol in task.guests}
-            plan, distance = propose_plan(plans, task.host.lattice, positions)
-            expanded.append(replace(task, n_samples=1, proposed=plan))
+            plan, distance, placement = propose_plan(plans, task.host.lattice, positions)
+            expanded.append(replace(task, n_samples=1, proposed=plan, proposed_at=placement))
             owners.append(number)
             distances.append(distance)
     return expanded, owners, distances
@@ -200,7 +200,21 @@ def _proposed_orbits(tasks: list[InpaintTask], model: ScoreModel, seed: int, set
 
 def _sample_batch(tasks: list[InpaintTask], model: ScoreModel, seed: int, settings: SamplerSettings,
                   device: str, progress: bool, start_level: int | None) -> list[list[Structure]]:
-    """One sampler run over all `tasks` in one batch (the seed draws the noise and the assignments)."""
+    """One sampler run over all `tasks` in one batch (the seed draws the noise and the assignments).
+
+    Tasks with a proposed placement (`orbits="model"`) are refined from it in a run of their own,
+    which starts at `proposal_level`: one walk has one start level.
+    """
+    refined = [i for i, task in enumerate(tasks) if task.proposed_at is not None]
+    if refined and len(refined) < len(tasks):
+        rest = [i for i in range(len(tasks)) if i not in refined]
+        runs = {}
+        for part, indices in enumerate((rest, refined)):
+            runs |= dict(zip(indices, _sample_batch([tasks[i] for i in indices], model, (seed + part) % (MAX_SEED + 1),
+                                                    settings, device, progress, start_level)))
+        return [runs[i] for i in range(len(tasks))]
+    if refined:
+        start_level = proposal_level(model)
     batch = tasks_to_batch(tasks).to(device)
     generator = torch.Generator(device=device)
     generator.manual_seed(seed)

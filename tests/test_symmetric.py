@@ -1,9 +1,12 @@
 """Symmetric inpainting: Wyckoff orbits in the host's own cell, the orbit constraint's maths with an
 exact score, symmetric outputs on every backend, subgroups, and one-line errors."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
+from pymatgen.analysis.prototypes import AFLOW_PROTOTYPE_LIBRARY
 from pymatgen.core import Lattice, Structure
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
@@ -12,11 +15,15 @@ from chggen_plugins.models.analytic import AnalyticSiteModel
 from chggen_plugins.sampling.inpaint import SamplerSettings, sample
 from chggen_plugins.sampling.noise import CartesianVE, FractionalVE
 from chggen_plugins.structures.batch import tasks_to_batch, tasks_to_orbits
+from chggen_plugins.evaluation.matching import structure_matcher
 from chggen_plugins.structures.wyckoff import (
+    fitting_plans,
     host_group,
     host_operations,
     orbit_distances,
+    orbit_fit,
     plan_guests,
+    propose_plan,
     subgroups,
     symmetry_error,
 )
@@ -434,6 +441,79 @@ def test_model_proposed_orbits_find_zincblende_where_the_uniform_draw_finds_rock
         assert np.array_equal(structure.frac_coords[:4], host.frac_coords)
     with pytest.raises(ChggenError, match=r'orbits="model" chooses the group and orbits of a symmetric task'):
         InpaintTask(host, {"Zn": 4}, 1, symmetric=True, space_group=216, orbits="model")
+
+
+def test_model_proposed_orbits_find_wurtzite_in_its_hcp_sulfur_sublattice():
+    """AFLOW's wurtzite prototype (AB_hP4_186_b_b) stripped of Zn leaves hcp S (P6_3/mmc). Both Zn lie
+    on the lines of P-3m1's 2d, (1/3, 2/3, z) and (2/3, 1/3, -z), but at no single z: a proposal
+    that let each guest slide along its own copy chose P-3m1 (a group listed before P6_3mc) and the
+    Zn came out where wurtzite has none. Fitted at one parameter, the proposal is P6_3mc's 2b, and
+    the samples, refined from the fitted proposal, are wurtzite."""
+    prototype = next(entry["snl"].structure for entry in AFLOW_PROTOTYPE_LIBRARY
+                     if entry["tags"]["aflow"] == "AB_hP4_186_b_b")
+    wurtzite = SpacegroupAnalyzer(prototype, symprec=0.01).get_refined_structure()
+    host = wurtzite.copy()
+    host.remove_species(["Zn"])
+    assert SpacegroupAnalyzer(host, symprec=0.01).get_space_group_number() == 194
+    zinc = wurtzite.frac_coords[[i for i, site in enumerate(wurtzite) if site.specie.symbol == "Zn"]]
+    plans = fitting_plans(host, {"Zn": 2})
+    p3m1 = next(plan for plan in plans if plan.group.number == 164)
+    line = next(orbit for orbit in p3m1.orbits if orbit.label == "2d")
+    assert orbit_distances(line, host.lattice, zinc).max() < 1e-9   # each Zn on a line of 2d ...
+    assert orbit_fit(line, host.lattice, zinc)[0].min() > 0.7        # ... but not both at one z
+    plan, distance, placement = propose_plan(plans, host.lattice, {"Zn": zinc})
+    assert plan.group.number == 186 and distance < 1e-9
+    assert host.lattice.get_all_distances(placement, zinc).min(axis=0).max() < 1e-6  # the fit is wurtzite's Zn
+    # the exact model's k-th Zn targets the reference's k-th Zn: list them in the orbit's copy order
+    reference = host.copy()
+    for point in placement:
+        reference.append("Zn", point)
+    model = AnalyticSiteModel(reference, 0.05, CartesianVE(num_levels=30, corrector_steps=1))
+    proposed = sample_tasks([InpaintTask(host, {"Zn": 2}, 3, symmetric=True, orbits="model")], model, seed=0)[0]
+    assert {(s.properties["guest_space_group"], s.properties["guest_wyckoff"]) for s in proposed} == {(186, "Zn:2b")}
+    assert all(s.properties["close_pairs"] == 0 and s.properties["orbit_proposal_distance"] < 0.5 for s in proposed)
+    for structure in proposed:
+        zinc_sites = [site.frac_coords for site in structure if site.specie.symbol == "Zn"]
+        assert host.lattice.get_all_distances(zinc_sites, zinc).min(axis=0).max() < 0.2   # on wurtzite's Zn sites
+
+
+def test_a_placement_on_orbits_is_refined_not_redrawn():
+    """sample() with orbits and a start level starts from the given placement (on its orbits) noised
+    to that level: from level 0 the guests stay where they were put, though the model pulls them
+    elsewhere (a sampler that ignored the start would end at the model's sites)."""
+    host = Structure(Lattice.cubic(6.0), ["Si"], [[0, 0, 0]])
+    plan = plan_guests(host, {"Li": 6}, wyckoff={"Li": ["6e"]})
+    line = plan.orbits[plan.combinations["Li"][0][0]]
+    placed, target = line.points(np.array([0.2, 0, 0])), line.points(np.array([0.35, 0, 0]))
+    reference = host.copy()
+    for point in target:
+        reference.append("Li", point)
+    model = AnalyticSiteModel(reference, 0.05, CartesianVE(num_levels=30, corrector_steps=1))
+    task = InpaintTask(host, {"Li": 6}, 1, symmetric=True, wyckoff={"Li": ["6e"]})
+    task = replace(task, orbits="model", wyckoff=None, proposed=plan, proposed_at=placed)
+    batch = tasks_to_batch([task])
+    orbits, _ = tasks_to_orbits([task], np.random.default_rng(0))
+    generator = torch.Generator().manual_seed(0)
+    out = sample(model, batch, SamplerSettings(), generator, orbits=orbits, start_level=0).frac_coords[1:].numpy()
+    assert host.lattice.get_all_distances(out, placed).diagonal().max() < 0.1
+    generator = torch.Generator().manual_seed(0)
+    redrawn = sample(model, batch, SamplerSettings(), generator, orbits=orbits).frac_coords[1:].numpy()
+    assert host.lattice.get_all_distances(redrawn, target).diagonal().max() < 0.2
+
+
+def test_an_orbit_fit_shares_one_parameter_and_matches_points_to_copies():
+    host = Structure(Lattice.cubic(6.0), ["Si"], [[0, 0, 0]])
+    line = next(o for o in host_group(host).orbits if o.label == "6e")  # (x, 0, 0) and its 5 copies
+    on = line.points(np.array([0.2, 0.0, 0.0]))[::-1]                  # in another order
+    assert np.allclose(orbit_fit(line, host.lattice, on)[0], 0.0, atol=1e-9)
+    moved = on.copy()
+    moved[0, np.argmax(np.abs(on[0] - np.round(on[0])))] += 0.05         # one copy 0.3 A along its line
+    fitted, representative = orbit_fit(line, host.lattice, moved)
+    assert orbit_distances(line, host.lattice, moved).max() < 1e-9      # alone, it is still on its line
+    # one x for all six, fitted by least squares: the moved copy 0.25 A off, the other five 0.05 A
+    assert np.allclose(sorted(fitted), [0.05] * 5 + [0.25], atol=1e-6)
+    # the moved copy was (0, 0, -0.2), now -0.15: the shared |x| drops by a sixth of 0.05
+    assert np.isclose(np.abs(representative).max(), 0.2 - 0.05 / 6) and np.count_nonzero(np.round(representative, 9)) == 1
 
 
 def test_orbit_distances_are_zero_on_the_orbit_and_the_offset_off_it():

@@ -103,6 +103,15 @@ def start_level_of(model: ScoreModel, sigma: float) -> int:
     return max(levels)
 
 
+def proposal_level(model: ScoreModel) -> int:
+    """The level symmetric inpainting refines a model-proposed placement from (`orbits="model"`): the
+    middle of the model's ladder (the geometric mean of its sigmas). Why refine, not redraw: the free
+    pass already found where the guests go and the proposal fitted its orbits to that; the symmetric
+    pass has only to settle them on the orbits, in half the walk. Why not lower: a placement the free
+    pass got slightly wrong must still be able to move."""
+    return model.noise_process.num_levels // 2
+
+
 def sample(model: ScoreModel, batch: CrystalBatch, settings: SamplerSettings = SamplerSettings(),
            generator: torch.Generator | None = None, trajectory: bool = False,
            progress: bool = False, orbits: OrbitConstraint | None = None,
@@ -112,7 +121,8 @@ def sample(model: ScoreModel, batch: CrystalBatch, settings: SamplerSettings = S
     `batch.frac_coords` holds the true positions of the fixed atoms; those of free atoms are ignored,
     unless `start_level` is given: then they are a placement to refine, noised to that level, and the
     walk descends from there. `orbits` ties free atoms into symmetry orbits (symmetric inpainting);
-    None leaves them free.
+    None leaves them free. With both, the placement must lie on the orbits (a proposal fitted onto
+    them: `wyckoff.propose_plan`).
     """
     process = model.noise_process
     settings = settings.for_model(model)
@@ -136,10 +146,8 @@ def sample(model: ScoreModel, batch: CrystalBatch, settings: SamplerSettings = S
     else:
         if isinstance(start_level, bool) or not isinstance(start_level, int) or not 0 <= start_level <= top:
             raise ChggenError(f"start level {start_level!r} is outside the model's ladder 0..{top}")
-        if orbits is not None:
-            raise ChggenError("a start placement and symmetric inpainting do not go together: the placement's "
-                              "guests are not on Wyckoff orbits")
-        frac = put_host(process.marginal(truth, start_level, batch, generator), start_level)
+        # with orbits the placement is on them (a fitted proposal): its representatives are noised
+        frac = put_host(tied.follow(truth, process.marginal(truth, start_level, batch, generator)), start_level)
         room = settings.jump_length < start_level + 1  # a short walk has no room to jump back: no resampling
         walk = repaint_schedule(start_level + 1, settings.jump_length, settings.resamples if room else 1)
     path = [] if trajectory else None

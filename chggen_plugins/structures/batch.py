@@ -40,7 +40,8 @@ class InpaintTask:
     `wyckoff` names them ({"Li": ["4b"]}). `orbits="model"` asks the model instead: a free
     inpainting pass places the guests, and each sample takes the orbit combination nearest to that
     placement, over the host's group and its subgroups (`wyckoff.propose_plan`; the API sets
-    `proposed`, one plan per sample).
+    `proposed`, one plan per sample, and `proposed_at`, the placement fitted onto its orbits, which
+    the symmetric pass refines from the middle of the ladder instead of drawing anew).
     `start`: a placement of the guests to refine (partial regeneration, `sample(start_level=)`): a
     structure in the host's cell whose sites of the guest species, apart from the host's own, are
     the guests, as many of each as `guests` asks.
@@ -56,6 +57,7 @@ class InpaintTask:
     start: Structure | None = None
     orbits: str = "uniform"
     proposed: GuestPlan | None = field(default=None, repr=False, compare=False)
+    proposed_at: np.ndarray | None = field(default=None, repr=False, compare=False)
     guest_numbers: list[int] = field(init=False, repr=False)
     plan: GuestPlan | None = field(init=False, repr=False)
     start_coords: np.ndarray | None = field(init=False, repr=False)
@@ -83,8 +85,10 @@ class InpaintTask:
         object.__setattr__(self, "plan", plan)
         if self.start is not None and self.symmetric:
             raise ChggenError(f"{where}: a start placement and symmetric inpainting do not go together")
-        object.__setattr__(self, "start_coords", None if self.start is None else
-                           guest_placement(self.start, self.host, numbers, f"{where}: start"))
+        if self.proposed_at is not None and (self.proposed is None or np.shape(self.proposed_at) != (len(numbers), 3)):
+            raise ChggenError(f"{where}: proposed_at needs a proposed plan and one position per guest")
+        object.__setattr__(self, "start_coords", self.proposed_at if self.proposed_at is not None else None
+                           if self.start is None else guest_placement(self.start, self.host, numbers, f"{where}: start"))
 
     @property
     def atomic_numbers(self) -> list[int]:

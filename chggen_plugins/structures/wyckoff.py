@@ -482,6 +482,62 @@ def orbit_distances(orbit: Orbit, lattice: Lattice, frac: np.ndarray) -> np.ndar
     return best
 
 
+def _copies(orbit: Orbit, representative: np.ndarray) -> np.ndarray:
+    """[m, 3] the orbit's copies of one representative point (fractional, not wrapped)."""
+    return np.einsum("mij,j->mi", orbit.rotations, representative) + orbit.translations
+
+
+def _onto_position(orbit: Orbit, lattice: Lattice, point: np.ndarray) -> np.ndarray:
+    """The point of the Wyckoff position's free set (origin + span of its free rows) nearest to
+    `point` in Cartesian distance, `point` taken at its image nearest that set."""
+    if orbit.dof == 0:
+        return orbit.origin
+    span = orbit.free @ lattice.matrix
+    _, values, rows = np.linalg.svd(span)
+    basis = rows[:int((values > 1e-9).sum())]
+    offset = point - orbit.origin
+    cart = (offset - np.round(offset)) @ lattice.matrix
+    return orbit.origin + np.linalg.solve(lattice.matrix.T, (cart @ basis.T) @ basis)
+
+
+def orbit_fit(orbit: Orbit, lattice: Lattice, frac: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The orbit's copies at one shared free parameter nearest to m given points, matched one to one.
+
+    Returns:
+        ([m] distance in A from each point to its copy, [3] the fitted representative: the orbit's
+        points are then `orbit.rotations @ representative + orbit.translations`).
+
+    Why not `orbit_distances`: it lets every point slide along its own copy's free directions, so
+    two points can both lie on the lines of an orbit whose copies cannot reach them together (the
+    copies of P-3m1's 2d, (1/3, 2/3, z) and (2/3, 1/3, -z), pass through both Zn of wurtzite, but
+    at no single z). Each (point, copy) pair of the first point proposes a representative; the
+    points are matched to that representative's copies by linear assignment; the representative is
+    refitted to the matched points (their images taken back by the copies' operations, averaged,
+    and put on the free set); the best total wins.
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    frac = np.atleast_2d(np.asarray(frac, dtype=float))
+    if len(frac) != orbit.multiplicity:
+        raise ValueError(f"{len(frac)} points for an orbit of {orbit.multiplicity}")
+    inverses = np.linalg.inv(orbit.rotations)
+    starts = [orbit.origin] if orbit.dof == 0 else \
+        [_onto_position(orbit, lattice, inverse @ (frac[0] - t)) for inverse, t in zip(inverses, orbit.translations)]
+    best: tuple[np.ndarray, np.ndarray] | None = None
+    for representative in starts:
+        for refit in range(2 if orbit.dof else 1):
+            distances = lattice.get_all_distances(frac, _copies(orbit, representative))
+            rows, columns = linear_sum_assignment(distances)
+            if refit == 0 and orbit.dof:
+                back = np.einsum("kij,kj->ki", inverses[columns], frac[rows] - orbit.translations[columns])
+                back -= np.round(back - representative)
+                representative = _onto_position(orbit, lattice, back.mean(axis=0))
+        fitted = distances[rows, columns]
+        if best is None or fitted.sum() < best[0].sum():
+            best = (fitted, representative)
+    return best
+
+
 def fitting_plans(host: Structure, guests: dict[str, int], seed: int = 0) -> list[GuestPlan]:
     """The plans of every group that fits the counts: the host's own group, then its subgroups that
     keep every translation of the host cell, largest first (P1 excluded); only when none fits, the
@@ -496,7 +552,7 @@ def fitting_plans(host: Structure, guests: dict[str, int], seed: int = 0) -> lis
 
 
 def propose_plan(plans: Sequence[GuestPlan], lattice: Lattice,
-                 positions: Mapping[str, np.ndarray]) -> tuple[GuestPlan, float]:
+                 positions: Mapping[str, np.ndarray]) -> tuple[GuestPlan, float, np.ndarray]:
     """The orbit combination nearest to where a free pass put the guests, as a plan that draws only it.
 
     Why: the uniform draw prefers the host's own group and any combination in it; stripped of Zn,
@@ -510,24 +566,35 @@ def propose_plan(plans: Sequence[GuestPlan], lattice: Lattice,
         positions: per guest species, the [n, 3] fractional positions a free pass gave.
 
     Returns:
-        (plan, mean distance in A of the guests to their orbits): the first (largest) group whose
-        best combination lies within PROPOSAL_TOLERANCE on average, else the closest overall. Each
-        species' guests are matched to the combination's orbit slots by linear assignment.
+        (plan, mean distance in A of the guests to their orbits, [n_guests, 3] the fitted orbits'
+        points in the order the plan lays its guests out): the first (largest) group whose best
+        combination lies within PROPOSAL_TOLERANCE on average, else the closest overall. Each
+        species' guests are shared out among the combination's orbits by linear assignment, and
+        each orbit is fitted to its share at one free parameter (`orbit_fit`). The fitted points
+        are where symmetric inpainting starts from (it refines the proposal, not redraws it).
     """
     from scipy.optimize import linear_sum_assignment
 
     count = sum(len(points) for points in positions.values())
-    best: tuple[GuestPlan, float] | None = None
+    best: tuple[GuestPlan, float, np.ndarray] | None = None
     for plan in plans:
+        placed: dict[tuple[str, tuple[int, ...]], np.ndarray] = {}
         ranked: dict[str, list[tuple[float, tuple[int, ...]]]] = {}
         for symbol, combinations in plan.combinations.items():
             needed = sorted({i for c in combinations for i in c})
             distance = {i: orbit_distances(plan.orbits[i], lattice, positions[symbol]) for i in needed}
             costs = []
             for combination in combinations:
+                # guests shared out among the combination's orbits by their distance to each, then
+                # each orbit fitted to its share at one parameter
+                owner = np.repeat(np.arange(len(combination)), [plan.orbits[i].multiplicity for i in combination])
                 slots = np.column_stack([distance[i] for i in combination for _ in range(plan.orbits[i].multiplicity)])
                 rows, columns = linear_sum_assignment(slots)
-                costs.append((float(slots[rows, columns].sum()), combination))
+                fits = [orbit_fit(plan.orbits[i], lattice, positions[symbol][rows[owner[columns] == k]])
+                        for k, i in enumerate(combination)]
+                placed[symbol, combination] = np.vstack([np.mod(_copies(plan.orbits[i], representative), 1.0)
+                                                         for i, (_, representative) in zip(combination, fits)])
+                costs.append((float(sum(d.sum() for d, _ in fits)), combination))
             ranked[symbol] = sorted(costs)[:5]
         chosen = _cheapest_compatible(plan, ranked)
         if chosen is None:
@@ -535,10 +602,11 @@ def propose_plan(plans: Sequence[GuestPlan], lattice: Lattice,
         cost, combinations = chosen
         proposal = GuestPlan(plan.group, plan.orbits, plan.guests, {s: [c] for s, c in combinations.items()},
                              plan.clashes)
+        placement = np.vstack([placed[symbol, combinations[symbol]] for symbol in plan.guests])
         if best is None or cost / count < best[1] - 1e-6:
-            best = (proposal, cost / count)
+            best = (proposal, cost / count, placement)
         if cost / count <= PROPOSAL_TOLERANCE:
-            return proposal, cost / count
+            return proposal, cost / count, placement
     if best is None:
         raise NoSymmetricPlacement(f"no assignment of {dict(plans[0].guests) if plans else positions} to "
                                    "distinct Wyckoff positions was found")
@@ -576,4 +644,4 @@ def symmetry_error(structure: Structure, rotations: np.ndarray, translations: np
 
 
 __all__ = ["Orbit", "GuestGroup", "GuestPlan", "NoSymmetricPlacement", "plan_guests", "host_group", "host_operations",
-           "subgroups", "symmetry_error", "HOST_SYMPREC", "MIN_HOST_DISTANCE"]
+           "subgroups", "symmetry_error", "orbit_fit", "HOST_SYMPREC", "MIN_HOST_DISTANCE"]
