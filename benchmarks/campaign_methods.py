@@ -8,14 +8,17 @@
 (e) inpaint-snap  the structures of (d), each snapped to the symmetric structure spglib finds within
                   --snap-symprec before relaxing (XtalPaint's cheap route to symmetry)
 (f) inpaint-sym   the hosts of (d), guests generated on Wyckoff orbits of the host's group (or of its
-                  largest subgroup that fits the counts): symmetric inpainting
+                  largest subgroup that fits the counts), drawn uniformly: symmetric inpainting
+(g) inpaint-sym-model  the same with the orbits the model proposes (a free pass first; `orbits="model"`)
 
 Every structure goes through `workflow.evaluate`: CHGNet relaxation (FIRE, fmax 0.1, cell relaxed,
 pairs < 1 A set aside), space group with spglib and moyopy (symprec 0.1 A, 10 deg), Ed against the
 hull `post/stability.py` picks (MP if MP_API_KEY, else --entries, else an APPROXIMATE CHGNet
 reference hull). Per composition and method: symmetry success with counts over all structures of the
-method (failures stay in the denominator), median FIRE steps, lowest energy and Ed, and CPU time
-(process time) per stage. Inpainting's structure count is the same as the others'; its host cells
+method (failures stay in the denominator), distinct structures, match-or-lower for the inpainting
+methods (against the relaxed unconditional structure each host was stripped from: XtalPaint's rule),
+median FIRE steps, lowest energy and Ed, and CPU time (process time) per stage and per "good"
+structure: symmetric (spglib) and within 25 meV/atom of the lowest energy any method found. Inpainting's structure count is the same as the others'; its host cells
 may differ in size from N (the conventional cell of the symmetrized framework).
 
 Every evaluated structure is written to OUT/benchmark.db (ase.db, one row per structure) as it is
@@ -46,8 +49,9 @@ from chggen_plugins.datasets.build import compatible_groups
 from chggen_plugins.errors import ChggenError
 from chggen_plugins.evaluation.relax import Relaxer
 from chggen_plugins.evaluation.stability import build_hull
-from chggen_plugins.evaluation.symmetry import LIBRARIES, snap_to_symmetry
+from chggen_plugins.evaluation.symmetry import LIBRARIES, is_symmetric, snap_to_symmetry
 from chggen_plugins.runs.config import SymmetryConfig
+from chggen_plugins.runs.methods import HOST
 from chggen_plugins.runs.report import format_table, summary_rows
 from chggen_plugins.runs.shards import derived_seed, evaluate, lowest_distinct
 from chggen_plugins.runs.store import ResultStore, StoredResult
@@ -58,7 +62,8 @@ from chggen_plugins.structures.host import host_from_structure
 from chggen_plugins.structures.systems import formula as reduced_formula
 from chggen_plugins.structures.wyckoff import NoSymmetricPlacement
 
-METHODS = ("random", "pyxtal", "uncond", "inpaint", "inpaint-snap", "inpaint-sym")
+METHODS = ("random", "pyxtal", "uncond", "inpaint", "inpaint-snap", "inpaint-sym", "inpaint-sym-model")
+GOOD_WINDOW = 0.025  # eV/atom above the lowest energy found that still counts as a good structure
 PAPER_SET = "ZnP2S6:9,Zn2P2S7:11,Li5Si2:14,Li2Si:12,Li13Si4:17"
 
 
@@ -106,37 +111,57 @@ def chggen_unconditional(counts, n, model, seed, v0, device) -> list[Structure]:
     return [s for samples in sample_tasks(tasks, model, seed, SamplerSettings(1, 1), device) for s in samples]
 
 
-def chggen_inpainting(relaxed: list[tuple[Structure, float]], guests: list[str], n: int, max_hosts: int,
-                      cell: str, model, seed, settings, device,
-                      symmetric: bool = False) -> tuple[list[Structure], list[str]]:
-    """n structures over up to max_hosts hosts from the best distinct relaxed structures (guests on
-    Wyckoff orbits with `symmetric`; a host whose guest counts no orbit combination gives is skipped)."""
+def chggen_inpainting(relaxed: list[tuple[Structure, float, str]], guests: list[str], n: int, max_hosts: int,
+                      cell: str, model, seed, settings, device, symmetric: bool = False,
+                      orbits: str = "uniform") -> tuple[list[Structure], list[str], list[tuple[str, Structure]]]:
+    """n structures over up to max_hosts hosts from the best distinct relaxed (structure, energy, uid)
+    (guests on Wyckoff orbits with `symmetric`; a host whose guest counts no orbit combination gives
+    is skipped). Returns the structures, notes, and per structure (uid of the structure its host was
+    stripped from, the host)."""
     hosts, notes = [], []
-    for index in lowest_distinct(relaxed):
+    for index in lowest_distinct([(structure, energy) for structure, energy, _ in relaxed]):
         if len(hosts) == max_hosts:
             break
         try:
-            hosts.append(host_from_structure(relaxed[index][0], guests, cell=cell))
+            hosts.append((relaxed[index][2], host_from_structure(relaxed[index][0], guests, cell=cell)))
         except ChggenError as error:  # P1 at every tolerance, or guests that do not fit the new cell
             notes.append(str(error))
     if not hosts:
-        return [], notes + ["no usable host: inpainting skipped"]
+        return [], notes + ["no usable host: inpainting skipped"], []
     if symmetric:  # plan the Wyckoff placements first: a host that cannot take the guests drops out
         planned = []
-        for h in hosts:
+        for parent, h in hosts:
             try:
-                planned.append((h, InpaintTask(h.structure, h.guests, 1, symmetric=True).plan.group.describe()))
+                planned.append((parent, h, InpaintTask(h.structure, h.guests, 1, symmetric=True).plan.group.describe()))
             except NoSymmetricPlacement as error:
                 notes.append(f"host {h.spacegroup_symbol} skipped: {error}")
-        hosts = [h for h, _ in planned]
-        notes += [f"host {h.spacegroup_symbol}: guests keep {group}" for h, group in planned]
+        hosts = [(parent, h) for parent, h, _ in planned]
+        how = "orbits drawn uniformly" if orbits == "uniform" else "the largest that fits; each sample's orbits proposed by the model"
+        notes += [f"host {h.spacegroup_symbol}: guests keep {group} ({how})" for _, h, group in planned]
         if not hosts:
-            return [], notes + ["no host takes the guests symmetrically: symmetric inpainting skipped"]
+            return [], notes + ["no host takes the guests symmetrically: symmetric inpainting skipped"], []
     shares = [n // len(hosts) + (i < n % len(hosts)) for i in range(len(hosts))]
-    tasks = [InpaintTask(h.structure, h.guests, k, label=h.spacegroup_symbol, symmetric=symmetric)
-             for h, k in zip(hosts, shares) if k]
-    notes += [f"host {h.structure.composition.formula} {h.spacegroup_symbol} (symprec {h.symprec})" for h in hosts]
-    return [s for samples in sample_tasks(tasks, model, seed, settings, device) for s in samples], notes
+    tasks = [InpaintTask(h.structure, h.guests, k, label=h.spacegroup_symbol, symmetric=symmetric, orbits=orbits)
+             for (_, h), k in zip(hosts, shares) if k]
+    origins = [(parent, h.structure) for (parent, h), k in zip(hosts, shares) for _ in range(k)]
+    notes += [f"host {h.structure.composition.formula} {h.spacegroup_symbol} (symprec {h.symprec})" for _, h in hosts]
+    return [s for samples in sample_tasks(tasks, model, seed, settings, device) for s in samples], notes, origins
+
+
+def host_row(store: ResultStore, formula: str, parent: str, host: Structure) -> str:
+    """The uid of the stored host row (method `host`, parent: the structure it was stripped from),
+    stored now if new: the campaign's layout, so the summary finds each sample's reference."""
+    uid = f"{parent}/{HOST}"
+    if uid not in store:
+        store.add(uid, {"composition": formula, "method": HOST, "status": "host", "parent": parent,
+                        "n_atoms": len(host)}, None, host, None)
+    return uid
+
+
+def good_structures(rows: list[StoredResult], lowest: float) -> int:
+    """Relaxed structures that are symmetric (spglib, 0.1 A, 10 deg) and within GOOD_WINDOW of `lowest`."""
+    return sum(r.get("status") == "relaxed" and r.get("e_per_atom") <= lowest + GOOD_WINDOW
+               and is_symmetric(r.structure, 0.1, 10.0, "spglib") for r in rows)
 
 
 def open_store(args: argparse.Namespace) -> ResultStore:
@@ -211,11 +236,13 @@ def main() -> None:
                           args.reference_max_atoms, 2, progress=True)
         print(f"\n{formula} ({sum(counts.values())} atoms), guest {guest}; Ed against {hull.label}")
         rng = np.random.default_rng(derived_seed(args.seed, formula))
-        relaxed_uncond: list[tuple[Structure, float]] = []
+        relaxed_uncond: list[tuple[Structure, float, str]] = []
         inpainted: list[Structure] = []
+        inpainted_hosts: list[str | None] = []  # per inpainted structure, the uid of its host row
         for method in sorted(methods, key=METHODS.index):  # uncond before the inpaintings, inpaint before snap
             start = time.process_time()
             notes: list[str] = []
+            hosts: list[str | None] = []  # per structure, its host row (inpainting methods)
             done = [f"{formula}/{method}/{index}" for index in range(args.count)]
             if all(uid in store for uid in done):  # a later pass (e.g. with more --methods): no resampling
                 starts = [next(store.results(uid=uid)).generated for uid in done]
@@ -228,44 +255,59 @@ def main() -> None:
                 starts = chggen_unconditional(counts, args.count, model, derived_seed(args.seed, formula, method),
                                               args.v0, args.device)
             elif method == "inpaint-snap":
-                inpainted = inpainted or [row.generated for row in results
-                                          if row.get("composition") == formula and row.get("method") == "inpaint"]
                 if not inpainted:
-                    inpainted, notes = chggen_inpainting(relaxed_uncond, [guest], args.count, args.hosts,
-                                                         args.host_cell, model, derived_seed(args.seed, formula, "inpaint"),
-                                                         settings, args.device)
-                starts = [snap_to_symmetry(s, args.snap_symprec) for s in inpainted]
+                    stored = [row for row in results if row.get("composition") == formula and row.get("method") == "inpaint"]
+                    inpainted, inpainted_hosts = [row.generated for row in stored], [row.get("parent") for row in stored]
+                if not inpainted:
+                    inpainted, notes, origins = chggen_inpainting(
+                        relaxed_uncond, [guest], args.count, args.hosts, args.host_cell, model,
+                        derived_seed(args.seed, formula, "inpaint"), settings, args.device)
+                    inpainted_hosts = [host_row(store, formula, *origin) for origin in origins]
+                starts, hosts = [snap_to_symmetry(s, args.snap_symprec) for s in inpainted], inpainted_hosts
             else:
-                starts, notes = chggen_inpainting(relaxed_uncond, [guest], args.count, args.hosts, args.host_cell, model,
-                                                  derived_seed(args.seed, formula, method), settings, args.device,
-                                                  symmetric=method == "inpaint-sym")
+                starts, notes, origins = chggen_inpainting(
+                    relaxed_uncond, [guest], args.count, args.hosts, args.host_cell, model,
+                    derived_seed(args.seed, formula, method), settings, args.device,
+                    symmetric=method.startswith("inpaint-sym"), orbits="model" if method.endswith("-model") else "uniform")
+                hosts = [host_row(store, formula, *origin) for origin in origins]
             cpu[(formula, method)]["generate"] = time.process_time() - start
             for note in notes:
                 print(f"  {method}: {note}")
             if method == "inpaint":
-                inpainted = starts
+                inpainted, inpainted_hosts = starts, hosts
             for index, structure in enumerate(starts):
                 uid = f"{formula}/{method}/{index}"
-                row = stored_or_evaluated(store, uid, structure, relaxer, hull, symmetry,
-                                          {"composition": formula, "method": method, "n_atoms": len(structure)})
+                fields = {"composition": formula, "method": method, "n_atoms": len(structure)}
+                if index < len(hosts):
+                    fields["parent"] = hosts[index]
+                row = stored_or_evaluated(store, uid, structure, relaxer, hull, symmetry, fields)
                 results.append(row)
                 if method == "uncond" and row.get("status") == "relaxed":
-                    relaxed_uncond.append((row.structure, row.get("e_per_atom")))
+                    relaxed_uncond.append((row.structure, row.get("e_per_atom"), uid))
             cpu[(formula, method)]["relax+analyse"] = sum(r.get("cpu_seconds") for r in results
                                                           if r.get("composition") == formula and r.get("method") == method)
             cpu[(formula, method)]["structures"] = len(starts)
 
     print()
+    results += list(store.results(method=HOST))  # each sample's host row: the way to its reference
     summary = summary_rows(results, symmetry, args.threshold, methods=METHODS)
     print(format_table(summary, LIBRARIES))
     rows = [{"table": "summary", **row} for row in summary]
-    print("\nCPU time (process time, s): generate | relax + space groups + Ed (per structure)")
+    print("\nCPU time (process time, s): generate | relax + space groups + Ed (per structure) | per good structure "
+          f"(symmetric, within {GOOD_WINDOW * 1000:.0f} meV/atom of the lowest found)")
     for (formula, method), times in cpu.items():
         n = max(int(times["structures"]), 1)
-        print(f"  {formula:10s} {method:12s} {times['generate']:8.1f} | {times['relax+analyse']:8.1f} "
-              f"({times['relax+analyse'] / n:.1f} per structure, {int(times['structures'])} structures)")
+        mine = [r for r in results if r.get("composition") == formula and r.get("method") == method]
+        energies = [r.get("e_per_atom") for r in results if r.get("composition") == formula
+                    and r.get("method") in METHODS and r.get("status") == "relaxed"]
+        good = good_structures(mine, min(energies)) if energies else 0
+        total = times["generate"] + times["relax+analyse"]
+        print(f"  {formula:10s} {method:17s} {times['generate']:8.1f} | {times['relax+analyse']:8.1f} "
+              f"({times['relax+analyse'] / n:.1f} per structure, {int(times['structures'])} structures) | "
+              + (f"{total / good:.1f} ({good} good)" if good else "no good structure"))
         rows.append({"table": "cpu", "composition": formula, "method": method, "structures": int(times["structures"]),
-                     "cpu_generate_s": round(times["generate"], 2), "cpu_relax_analyse_s": round(times["relax+analyse"], 2)})
+                     "cpu_generate_s": round(times["generate"], 2), "cpu_relax_analyse_s": round(times["relax+analyse"], 2),
+                     "good": good, "cpu_per_good_s": round(total / good, 2) if good else None})
     common.write_results(args.name, run_settings, rows, args.results_dir)
 
 
