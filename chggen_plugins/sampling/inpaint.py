@@ -182,7 +182,7 @@ def sample(model: ScoreModel, batch: CrystalBatch, settings: SamplerSettings = S
             raise ChggenError("a start placement and symmetric inpainting do not go together: the placement's "
                               "guests are not on Wyckoff orbits")
         frac = put_host(process.marginal(truth, start_level, batch, generator), start_level)
-    walk = _walk(process, settings, top if start_level is None else start_level, start_level is not None)
+    walk = walk_of(process, settings, top if start_level is None else start_level, start_level is not None)
     frame = Frame(process, batch, generator, host, put_host, score_at, tied, clean_host)
     up, down = Renoise(frame), (PredictorCorrector if settings.solver == "pc" else Heun)(frame)
     path = [] if trajectory else None
@@ -195,8 +195,9 @@ def sample(model: ScoreModel, batch: CrystalBatch, settings: SamplerSettings = S
     return SampleResult(frac_coords=frac, trajectory=path)
 
 
-def _walk(process: NoiseProcess, settings: SamplerSettings, top: int, partial: bool) -> list[tuple[int, int]]:
-    """The (from, to) level pairs of a run from `top` down to -1, for `settings`' solver.
+def walk_of(process: NoiseProcess, settings: SamplerSettings, top: int, partial: bool = False) -> list[tuple[int, int]]:
+    """The (from, to) level pairs of a run from `top` down to -1 for `settings`' solver (resamples
+    filled in: `SamplerSettings.for_model`); up pairs re-noise, down pairs are the solver's moves.
 
     A partial regeneration's short walk with no room to jump back takes no resampling (rather
     than warn that it would do nothing)."""
@@ -208,3 +209,23 @@ def _walk(process: NoiseProcess, settings: SamplerSettings, top: int, partial: b
     room = not partial or settings.jump_length < rungs
     return solver_schedule(sigmas, top, settings.steps, settings.jump_length, settings.resamples if room else 1,
                            settings.churn)
+
+
+def score_calls(model: ScoreModel, settings: SamplerSettings, start_level: int | None = None) -> int:
+    """Score calls one sample costs (what a sampler's budget is measured in): per move down, pc makes
+    one predictor call and one per corrector step (none at the clean level), heun and ode two (one
+    for the Euler step to the clean level); re-noising (RePaint jumps, churn) costs none.
+
+    Args:
+        model: the model (its ladder and corrector steps; its default resamples).
+        settings: the sampler settings.
+        start_level: a partial regeneration's start (None: the top).
+
+    Returns:
+        Network calls per sample.
+    """
+    process, settings = model.noise_process, settings.for_model(model)
+    top = process.num_levels - 1 if start_level is None else start_level
+    per_move = 1 + (process.corrector_steps if settings.solver == "pc" else 1)
+    return sum(1 if to < 0 else per_move
+               for start, to in walk_of(process, settings, top, start_level is not None) if to < start)
