@@ -35,7 +35,8 @@ from chggen_plugins.contract.protocol import CrystalBatch, NoiseProcess, ScoreMo
 from chggen_plugins.errors import ChggenError
 from chggen_plugins.sampling.orbits import OrbitConstraint
 from chggen_plugins.sampling.schedule import repaint_schedule, solver_schedule
-from chggen_plugins.sampling.solvers import SOLVERS, Frame, Heun, PredictorCorrector, Renoise, check_ode_capable
+from chggen_plugins.sampling import SOLVERS
+from chggen_plugins.sampling.solvers import Frame, Heun, PredictorCorrector, Renoise, check_ode_capable
 
 
 def is_host_conditioned(model: ScoreModel) -> bool:

@@ -29,7 +29,6 @@ from chggen_plugins.contract.protocol import CrystalBatch, NoiseProcess
 from chggen_plugins.errors import ChggenError
 from chggen_plugins.sampling.orbits import BoundOrbits
 
-SOLVERS = ("pc", "heun", "ode")
 ODE_CAPABILITIES = ("sigma", "displace")  # optional NoiseProcess methods the heun and ode moves use
 
 
