@@ -145,6 +145,27 @@ def test_the_ode_with_an_exact_score_lands_guests_on_their_sites_in_few_steps(re
     assert np.linalg.norm(cart, axis=-1).max() < 0.2
 
 
+def adapter_processes():
+    from chggen_diffcsp.noise import DiffCSPProcess, wrapped_normal_tables
+    from chggen_mattergen.noise import MatterGenPositionVE
+
+    sigmas, norms = wrapped_normal_tables(100)
+    return [DiffCSPProcess(sigmas, norms, 0.005, 1e-5), MatterGenPositionVE(num_levels=100)]
+
+
+@pytest.mark.parametrize("index", [0, 1], ids=["diffcsp", "mattergen"])
+def test_the_adapters_processes_take_the_few_step_solvers(reference, host, index):
+    """DiffCSP's table-driven process and MatterGen's stretched one have sigma and displace: an exact
+    score in their coordinates lands the guests in 10 ODE levels and in 10 heun levels with churn."""
+    process = adapter_processes()[index]
+    model = AnalyticSiteModel(reference, 0.01, process)
+    for sampler, churn in (("ode", 0.0), ("heun", 0.3)):
+        samples = inpaint(host, {"Li": 2}, model, n_samples=10, seed=0, sampler=sampler, steps=10, churn=churn)
+        diff = np.array([s.frac_coords[4:] for s in samples]) - reference.frac_coords[GUEST_SITES]
+        cart = (diff - np.round(diff)) @ reference.lattice.matrix
+        assert np.linalg.norm(cart, axis=-1).max() < 0.3, sampler
+
+
 @pytest.mark.parametrize("settings", [SamplerSettings(), SamplerSettings(resamples=3, jump_length=4),
                                       SamplerSettings(solver="ode", steps=7),
                                       SamplerSettings(solver="heun", steps=7, churn=0.5),
