@@ -75,8 +75,8 @@ def test_a_heun_step_is_the_hand_computed_one_and_the_last_step_is_tweedie():
     model = GaussianSite(site, width, process)
     batch = one_atom_batch([0.0, 0.0, 0.0])
     seed = 3
-    result = sample(model, batch, SamplerSettings(solver="ode", steps=2, resamples=1), torch.Generator().manual_seed(seed),
-                    trajectory=True)
+    result = sample(model, batch, SamplerSettings(solver="ode", steps=2, resamples=1),
+                    torch.Generator().manual_seed(seed), trajectory=True)
     start = process.prior(batch, torch.Generator().manual_seed(seed))  # the run's first draw
     d = ((start.numpy()[0] - site + 0.5) % 1.0 - 0.5) * 10.0
     s_a, s_b = process.sigma(19), process.sigma(0)

@@ -33,9 +33,9 @@ from tqdm.auto import tqdm
 
 from chggen_plugins.contract.protocol import CrystalBatch, NoiseProcess, ScoreModel
 from chggen_plugins.errors import ChggenError
+from chggen_plugins.sampling import SOLVERS
 from chggen_plugins.sampling.orbits import OrbitConstraint
 from chggen_plugins.sampling.schedule import repaint_schedule, solver_schedule
-from chggen_plugins.sampling import SOLVERS
 from chggen_plugins.sampling.solvers import Frame, Heun, PredictorCorrector, Renoise, check_ode_capable
 
 
@@ -197,11 +197,20 @@ def sample(model: ScoreModel, batch: CrystalBatch, settings: SamplerSettings = S
 
 
 def walk_of(process: NoiseProcess, settings: SamplerSettings, top: int, partial: bool = False) -> list[tuple[int, int]]:
-    """The (from, to) level pairs of a run from `top` down to -1 for `settings`' solver (resamples
-    filled in: `SamplerSettings.for_model`); up pairs re-noise, down pairs are the solver's moves.
+    """The (from, to) level pairs of a run from `top` down to -1 for `settings`' solver; up pairs
+    re-noise, down pairs are the solver's moves. One function, so the loop and `score_calls` (what
+    benchmarks count) cannot disagree.
 
-    A partial regeneration's short walk with no room to jump back takes no resampling (rather
-    than warn that it would do nothing)."""
+    Args:
+        process: the model's noise process (its sigmas place heun's churn targets).
+        settings: the sampler settings, resamples filled in (`SamplerSettings.for_model`).
+        top: the level the walk starts from.
+        partial: a partial regeneration's walk: when too short to jump back it takes no
+            resampling (rather than warn that resampling would do nothing).
+
+    Returns:
+        The (from, to) pairs.
+    """
     if settings.solver == "pc":
         room = not partial or settings.jump_length < top + 1
         return repaint_schedule(top + 1, settings.jump_length, settings.resamples if room else 1)

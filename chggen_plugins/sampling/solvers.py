@@ -45,7 +45,8 @@ def check_ode_capable(process: NoiseProcess, solver: str) -> None:
     missing = [name for name in ODE_CAPABILITIES if not callable(getattr(process, name, None))]
     if missing:
         raise ChggenError(f"solver {solver!r} needs the noise process's optional {' and '.join(missing)}, which "
-                          f"{type(process).__name__} does not have (see NoiseProcess); sample this model with solver 'pc'")
+                          f"{type(process).__name__} does not have (see NoiseProcess); sample this model with "
+                          "solver 'pc'")
 
 
 @dataclass(frozen=True)
