@@ -22,7 +22,8 @@ are relative to the config file. A full example with every key and its default:
     unconditional_resamples = 1      # r for unconditional generation
     solver = "pc"                    # pc (predictor + correctors at every level), heun (EDM: churn +
                                      # Heun steps of the probability-flow ODE) or ode (Heun, no churn)
-    steps = 50                       # heun/ode only: levels visited, evenly spaced (left out: every level)
+                                     # steps = 25: heun/ode only, levels visited, evenly spaced (left
+                                     # out: every level); 2 x steps - 1 network calls per structure
     churn = 0.0                      # heun only: EDM's gamma, re-noise to sigma * (1 + churn) before a move
     batch_size = 64                  # crystals per sampler run
 
