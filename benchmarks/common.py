@@ -106,6 +106,11 @@ def machine() -> dict[str, Any]:
     return found
 
 
+# The commit a run started at: results written while the checkout moves on (a long comparison
+# written after every method) still name the code that measured them.
+STARTED_AT: dict[str, Any] = {}
+
+
 def start(args: argparse.Namespace) -> dict[str, Any]:
     """Set the threads, print one header line (commit, machine, threads) and return the settings.
 
@@ -117,6 +122,7 @@ def start(args: argparse.Namespace) -> dict[str, Any]:
     """
     threads = set_threads(args.threads)
     state, host = git_state(), machine()
+    STARTED_AT.update(state)
     print(f"commit {state['commit']}{' (dirty)' if state['dirty'] else ''}; {host['cpus']} x {host['cpu']}, "
           f"load {host['load_average']}; torch threads {threads['torch_threads']} (interop "
           f"{threads['torch_interop_threads']}), OPENBLAS_NUM_THREADS {threads['openblas_threads']}", flush=True)
@@ -137,10 +143,10 @@ def write_results(name: str, settings: Mapping[str, Any], rows: Sequence[Mapping
         folder: where to write (benchmarks/results unless the script was told otherwise).
 
     Returns:
-        The JSON's path. The JSON holds commit, dirty, date (UTC, ISO), command, settings, machine
+        The JSON's path. The JSON holds commit, dirty (as `start` found them, else as now), date (UTC, ISO), command, settings, machine
         and rows; the CSV's columns are every key of the rows, in order of first appearance.
     """
-    record = {**git_state(), "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    record = {**(STARTED_AT or git_state()), "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
               "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]), "settings": dict(settings),
               "machine": machine(), "rows": [dict(row) for row in rows]}
     path = Path(folder) / f"{name}.json"

@@ -4,9 +4,10 @@ Held-out relaxed structures (optionally only those near their formula's lowest e
 training split's own content hash, so no weights compared here were
 trained on them) lose their guest species (Zn where present, else Li); each framework gets k guest
 sets back from every method, side by side in one run:
-- each `--weights LABEL=PATH[:LEVELS/CORRECTORS/R]` (default: the shipped weights, on their own
-  ladder and r = 3, or r = 1 for host-conditioned weights), free inpainting; the same weights may
-  be listed several times with different samplers (quality against network calls);
+- each `--weights LABEL=PATH[:LEVELS/CORRECTORS/R][+SOLVER/STEPS[/CHURN]]` (default: the shipped
+  weights, on their own ladder and r = 3, or r = 1 for host-conditioned weights, sampler pc),
+  free inpainting; the same weights may be listed several times with different samplers (quality
+  against network calls: `+heun/25/0.3` is the heun solver on 25 levels with churn 0.3);
 - the first weights with symmetric (Wyckoff) inpainting, when `--symmetric` (a host whose counts
   fit no orbit combination counts as not recovered);
 - the same network untrained;
@@ -20,7 +21,8 @@ positions) and a structure is *recovered* when one of its k samples matches the 
 
 Run: python benchmarks/native_inpainting_quality.py data/dataset --relax --limit 30 \
          [--weights new=runs/x/best.pt --weights shipped=adapters/native/chggen_native/weights/native.pt]
-         [--weights new-50=runs/x/best.pt:25/1/1] [--name quality_conditional_ladders]
+         [--weights new-50=runs/x/best.pt:25/1/1] [--weights heun-49=runs/x/best.pt+heun/25/0.3]
+         [--name quality_conditional_ladders]
 Writes benchmarks/results/native_inpainting_quality.json and .csv (or NAME.*): one row per method,
 with the number of held-out cases in the settings; `--out` adds a CSV of per-structure recoveries.
 """
@@ -43,8 +45,7 @@ from chggen_plugins import InpaintTask, sample_tasks  # noqa: E402
 from chggen_plugins.datasets import energy_above_lowest, read_dataset  # noqa: E402
 from chggen_plugins.errors import ChggenError  # noqa: E402
 from chggen_plugins.evaluation.relax import Relaxer  # noqa: E402
-from chggen_plugins.sampling.inpaint import SamplerSettings  # noqa: E402
-from chggen_plugins.sampling.schedule import repaint_schedule  # noqa: E402
+from chggen_plugins.sampling.inpaint import SamplerSettings, score_calls  # noqa: E402
 from chggen_plugins.structures.host import strip_guests  # noqa: E402
 
 WITHIN = 0.5            # A
@@ -144,17 +145,15 @@ def recovered(case: Case, samples: list[Structure], relaxer: Relaxer) -> tuple[b
 
 
 def calls_per_sample(model, settings: SamplerSettings) -> int:
-    """Network calls one sample costs: a predictor per reverse step, correctors at every level above -1."""
-    process, settings = model.noise_process, settings.for_model(model)
-    reverse = sum(a > b for a, b in repaint_schedule(process.num_levels, settings.jump_length, settings.resamples))
-    return reverse + (reverse - 1) * process.corrector_steps
+    """Network calls one sample costs (the sampler's own count: pc, heun and ode alike)."""
+    return score_calls(model, settings)
 
 
 def report(name: str, cases: list[Case], samples: list[list[Structure]], sample_seconds: float,
-           relaxer: Relaxer | None, rows: list[dict], calls: int = 0) -> dict:
+           relaxer: Relaxer | None, rows: list[dict], calls: int = 0, sampler: str = "") -> dict:
     distances = [guest_distances(s, case.truth, case.guest) for case, group in zip(cases, samples) for s in group]
     flat = np.concatenate(distances) if distances else np.array([np.inf])
-    figures = {"method": name, "calls": calls, "guests_within": float(np.mean(flat < WITHIN)),
+    figures = {"method": name, "sampler": sampler, "calls": calls, "guests_within": float(np.mean(flat < WITHIN)),
                "all_within": float(np.mean([d.max() < WITHIN for d in distances] or [0])),
                "rmsd_A": float(np.sqrt(np.mean(flat ** 2))), "sample_s": round(sample_seconds, 1)}
     line = (f"{name:<20} {calls:>6} {figures['guests_within']:>8.3f} {figures['all_within']:>8.3f} "
@@ -174,21 +173,26 @@ def report(name: str, cases: list[Case], samples: list[list[Structure]], sample_
     return figures
 
 
-def parse_weights(spec: str) -> tuple[str, str, tuple[int, int, int] | None]:
-    """LABEL=PATH[:LEVELS/CORRECTORS/R] -> (label, path, sampler or None)."""
+def parse_weights(spec: str) -> tuple[str, str, tuple[int, int, int] | None, tuple[str, int | None, float]]:
+    """LABEL=PATH[:LEVELS/CORRECTORS/R][+SOLVER/STEPS[/CHURN]] -> (label, path, ladder or None,
+    (solver, steps, churn)); no +...: the pc sampler."""
     label, path = spec.split("=", 1) if "=" in spec else (Path(spec).stem, spec)
+    path, _, solver = path.partition("+")
     path, _, sampler = path.partition(":")
+    name, steps, churn = (solver.split("/") + ["", ""])[:3] if solver else ("pc", "", "")
+    method = (name, int(steps) if steps else None, float(churn or 0))
     if not sampler:
-        return label, path, None
+        return label, path, None, method
     levels, correctors, resamples = (int(v) for v in sampler.split("/"))
-    return label, path, (levels, correctors, resamples)
+    return label, path, (levels, correctors, resamples), method
 
 
 def main() -> None:
     parser = common.argument_parser(__doc__, "native_inpainting_quality")
     parser.add_argument("data", type=Path)
-    parser.add_argument("--weights", action="append", default=[], metavar="LABEL=PATH[:L/C/R]",
-                        help="weights to compare (repeat), optionally on L levels, C correctors, RePaint r; "
+    parser.add_argument("--weights", action="append", default=[], metavar="LABEL=PATH[:L/C/R][+SOLVER/S/G]",
+                        help="weights to compare (repeat), optionally on L levels, C correctors, RePaint r, "
+                             "and with solver heun or ode on S levels with churn G (default pc); "
                              "default: the shipped ones")
     parser.add_argument("--levels", type=int, default=None, help="noise levels (default: each checkpoint's)")
     parser.add_argument("--correctors", type=int, default=None, help="Langevin steps per level (default: checkpoint's)")
@@ -209,17 +213,17 @@ def main() -> None:
     args = parser.parse_args()
     run_settings = common.start(args)
 
-    weights = [parse_weights(w) for w in args.weights] or [("shipped", str(DEFAULT_WEIGHTS), None)]
+    weights = [parse_weights(w) for w in args.weights] or [("shipped", str(DEFAULT_WEIGHTS), None, ("pc", None, 0.0))]
     models, samplers = [], {}
-    for label, path, sampler in weights:
+    for label, path, sampler, (solver, steps, churn) in weights:
         model = NativeScoreModel.load(Path(path))
         process = model.noise_process
         if sampler is None:
             models.append((label, model.with_levels(args.levels or process.num_levels, args.correctors, args.snr)))
-            samplers[label] = SamplerSettings(10, args.resamples)
+            samplers[label] = SamplerSettings(10, args.resamples, solver, steps, churn)
         else:
             models.append((label, model.with_levels(sampler[0], sampler[1], args.snr)))
-            samplers[label] = SamplerSettings(10, sampler[2])
+            samplers[label] = SamplerSettings(10, sampler[2], solver, steps, churn)
     first = models[0][1]
     val_fraction = first.metadata.get("train_settings", {}).get("val_fraction", 0.1)
     known = frozenset.intersection(*(model.elements for _, model in models))
@@ -227,7 +231,7 @@ def main() -> None:
     cases = held_out_cases(args.data, val_fraction, args.limit, args.energy_window, known, args.supercell_atoms)
     window = "" if args.energy_window is None else f" within {args.energy_window} eV/atom of their formula's lowest"
     ladders = "; ".join(f"{label} {m.noise_process.num_levels} levels, {m.noise_process.corrector_steps} "
-                        f"corrector steps at snr {m.noise_process.snr}, r = {samplers[label].for_model(m).resamples}"
+                        f"corrector steps at snr {m.noise_process.snr}, {samplers[label].for_model(m).label()}"
                         for label, m in models)
     sizes = f", as supercells of >= {args.supercell_atoms} atoms" if args.supercell_atoms else ""
     print(f"{len(cases)} held-out structures{window}{sizes} ({sum(sum(c.guests.values()) for c in cases)} guests), "
@@ -249,12 +253,14 @@ def main() -> None:
         start = time.perf_counter()
         samples = inpainted(cases, model, args.samples, settings, args.seed, symmetric)
         results.append(report(name, cases, samples, time.perf_counter() - start, relaxer, rows,
-                              calls_per_sample(model, settings)))
+                              calls_per_sample(model, settings), settings.for_model(model).label()))
+        # written after every method: a long comparison cut short keeps what it measured
+        common.write_results(args.name, {**run_settings, "cases": len(cases)}, results, args.results_dir)
     if not args.skip_baselines:
         rng = np.random.default_rng(args.seed)
         results.append(report("uniform random", cases, [random_guests(c, args.samples, rng) for c in cases], 0.0,
                               relaxer, rows))
-    common.write_results(args.name, {**run_settings, "cases": len(cases)}, results, args.results_dir)
+        common.write_results(args.name, {**run_settings, "cases": len(cases)}, results, args.results_dir)
     if args.out and rows:
         common.write_csv(args.out, rows)
 

@@ -92,6 +92,21 @@ def test_orbits_uniform_keeps_the_fingerprint_of_configs_from_before_the_key_and
     assert [k for k, v in model.fingerprint().items() if k != "relaxer" and v != OLD_FINGERPRINT[k]] == ["hosts"]
 
 
+def test_solver_keys_at_their_defaults_keep_the_fingerprint_of_stores_made_before_them(tmp_path):
+    """The sampler hash of a config without solver keys is the one of the dict stores were made with."""
+    import hashlib
+    import json
+
+    base = load_config(write(tmp_path, MINIMAL))
+    before = {"jump_length": 10, "resamples": None, "unconditional_resamples": 1, "batch_size": 64}
+    assert base.fingerprint()["sampler"] == hashlib.sha256(json.dumps(before, sort_keys=True).encode()).hexdigest()[:16]
+    explicit = load_config(write(tmp_path, MINIMAL + "[sampler]\nsolver = \"pc\"\nchurn = 0.0\n"))
+    assert explicit.fingerprint() == base.fingerprint()
+    heun = load_config(write(tmp_path, MINIMAL + "[sampler]\nsolver = \"heun\"\nsteps = 25\nchurn = 0.3\n"))
+    assert (heun.sampler.solver, heun.sampler.steps, heun.sampler.churn) == ("heun", 25, 0.3)
+    assert [k for k in base.fingerprint() if base.fingerprint()[k] != heun.fingerprint()[k]] == ["sampler"]
+
+
 def test_fingerprint_follows_file_contents_not_paths(tmp_path):
     """Moved or copied, a campaign keeps its fingerprint (the hull cache is no setting); an entries
     or host file with other contents changes it."""
@@ -124,6 +139,11 @@ def test_fingerprint_follows_file_contents_not_paths(tmp_path):
     (MINIMAL.replace('name = "analytic"', 'name = "analytic"\nown_samples = -1'), "'model.own_samples' must be >= 0"),
     (MINIMAL + "[sampler]\njump_lenght = 5\n", "unknown key 'sampler.jump_lenght'"),
     (MINIMAL + "[sampler]\nresamples = 0\n", "key 'sampler.resamples' must be >= 1"),
+    (MINIMAL + "[sampler]\nsolver = \"euler\"\n", "key 'sampler.solver' is 'euler', not one of pc, heun, ode"),
+    (MINIMAL + "[sampler]\nsteps = 20\n", "key 'sampler.steps' is for solver heun or ode, not pc"),
+    (MINIMAL + "[sampler]\nsolver = \"ode\"\nchurn = 0.2\n", "key 'sampler.churn' is for solver heun, not ode"),
+    (MINIMAL + "[sampler]\nsolver = \"heun\"\nsteps = 1\n", "key 'sampler.steps' must be >= 2"),
+    (MINIMAL + "[sampler]\nsolver = \"heun\"\nchurn = -1\n", "key 'sampler.churn' must be >= 0"),
     (MINIMAL + "[symmetry]\nlibraries = [\"spglib\", \"nope\"]\n", "key 'symmetry.libraries'"),
     (MINIMAL + "[stability]\nentries = \"missing.json\"\n", "key 'stability.entries' names"),
     (MINIMAL + "[hosts]\norbits = \"nearest\"\n", "key 'hosts.orbits' must be one of \"uniform\", \"model\", got 'nearest'"),

@@ -143,6 +143,14 @@ def test_a_model_that_is_not_host_conditioned_samples_as_before(reference, host,
     assert np.array([s.frac_coords[4:] for s in samples]).reshape(-1, 3).tolist() == PINNED_GUESTS
 
 
+def test_the_pc_sampler_named_explicitly_samples_as_before(reference, host):
+    """sampler="pc" (with steps and churn at their defaults) is the sampler before heun and ode existed."""
+    model = AnalyticSiteModel(reference, 0.2, CartesianVE(num_levels=30, corrector_steps=2))
+    samples = inpaint(host, {"Li": 2}, model, n_samples=3, seed=7, jump_length=5, sampler="pc", steps=None,
+                      churn=0.0)
+    assert np.array([s.frac_coords[4:] for s in samples]).reshape(-1, 3).tolist() == PINNED_GUESTS
+
+
 class HostConditioned(CountingModel):
     host_conditioned = True
 

@@ -26,6 +26,9 @@ def test_a_registered_model_is_put_on_its_ladder_with_its_defaults_recorded() ->
     assert fields["backend"] == "analytic" and fields["weights"] == "trained" and fields["levels"] == 12
     assert (fields["jump_length"], fields["resamples"]) == (5, 3)
     assert run.fingerprint()["sampler"] == "j5 r3" and run.fingerprint()["levels"] == "12"
+    heun = model_run("analytic", str(EXAMPLES / "li4si8_reference.cif"), 12, "cpu",
+                     SamplerSettings(5, None, "heun", 6, 0.3), [InpaintTask(host, {"Li": 2}, 1)])
+    assert heun.fingerprint()["sampler"] == "j5 r3 heun s6 c0.3"
     with pytest.raises(ChggenError, match="Na"):
         model_run("analytic", str(EXAMPLES / "li4si8_reference.cif"), None, "cpu", SamplerSettings(),
                   [InpaintTask(host, {"Na": 1}, 1)])

@@ -209,6 +209,17 @@ def _free_li(host):
     return _HostOnlyModel({3, *host.atomic_numbers})
 
 
+@pytest.mark.parametrize("sampler,churn", [("heun", 0.3), ("ode", 0.0)])
+def test_heun_and_ode_keep_the_orbits(sampler, churn):
+    """Every Heun stage passes through the orbit constraint: all 192 operations kept, as with pc."""
+    host = diamond_si()
+    rotations, translations = host_operations(host)
+    for sample_ in inpaint(host, {"Li": 8}, _free_li(host), n_samples=3, seed=1, symmetric=True, sampler=sampler,
+                           steps=8, churn=churn):
+        assert sample_.properties["guest_space_group"] == 227
+        assert symmetry_error(sample_, rotations, translations) < 1e-3
+
+
 def test_four_li_in_conventional_si_descend_to_f43m_and_keep_it():
     host = diamond_si()
     samples = inpaint(host, {"Li": 4}, _free_li(host), n_samples=4, seed=2, symmetric=True)

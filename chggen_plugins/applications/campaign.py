@@ -38,7 +38,7 @@ from chggen_plugins.contract.registry import installed_models
 from chggen_plugins.errors import ChggenError
 from chggen_plugins.evaluation.relax import Relaxer
 from chggen_plugins.evaluation.stability import Hull, build_hull
-from chggen_plugins.runs.config import CampaignConfig, CompositionConfig
+from chggen_plugins.runs.config import CampaignConfig, CompositionConfig, SamplerConfig
 from chggen_plugins.runs.methods import HOST, INPAINTING_SNAP, INPAINTING_SYM, OWN, REFERENCE, UNCONDITIONAL
 from chggen_plugins.runs.setup import claim_store, model_run
 from chggen_plugins.runs.shards import Shard, derived_seed, evaluate, lowest_distinct, relaxer_for, run_shard
@@ -52,6 +52,11 @@ from chggen_plugins.structures.wyckoff import ORBIT_CHOICES
 
 if TYPE_CHECKING:
     from distributed import Client
+
+
+def sampler_settings(config: SamplerConfig) -> SamplerSettings:
+    """The sampler settings a campaign's [sampler] table asks for (resamples None: the model's default)."""
+    return SamplerSettings(config.jump_length, config.resamples, config.solver, config.steps, config.churn)
 
 
 def deal_order(grid: Sequence[tuple[str, float, Lattice]]) -> list[int]:
@@ -125,8 +130,7 @@ class Campaign:
         tasks = [InpaintTask(empty, c.counts(1), 1, label=f"compositions[{i}] ({c.formula})")
                  for i, c in enumerate(config.compositions)]
         self.run_model = model_run(model if model is not None else config.model.name, config.model.source, None,
-                                   config.model.device, SamplerSettings(config.sampler.jump_length,
-                                                                        config.sampler.resamples),
+                                   config.model.device, sampler_settings(config.sampler),
                                    tasks, name=config.model.name)
         self.model = self.run_model.model
         # the model's RePaint default, fixed in the config before the store is claimed
@@ -196,7 +200,7 @@ class Campaign:
         for part, first in enumerate(range(0, len(jobs), size)):
             shard_key = f"{key}/part{part}"
             seed = derived_seed(cfg.seed, shard_key)
-            settings = SamplerSettings(cfg.sampler.jump_length, resamples)
+            settings = replace(sampler_settings(cfg.sampler), resamples=resamples)
             fields = {**self._common(spec, method), "seed": seed, "jump_length": settings.jump_length,
                       "resamples": resamples, **({"orbits": orbits} if symmetric else {})}
             shards.append(Shard(shard_key, host, dict(guests), tuple(jobs[first:first + size]), fields, seed,

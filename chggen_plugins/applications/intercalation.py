@@ -140,7 +140,8 @@ class Sweep:
     def __init__(self, host: StructureLike, guest: str, counts: Sequence[int], model: ModelLike,
                  out: str | Path, samples: int = 4, supercell: str | Sequence[int] = (1, 1, 1), *,
                  model_source: str | None = None, levels: int | None = None, seed: int | None = None,
-                 jump_length: int = 10, resamples: int | None = None, fmax: float = FMAX, max_steps: int = MAX_STEPS,
+                 jump_length: int = 10, resamples: int | None = None, sampler: str = "pc", steps: int | None = None,
+                 churn: float = 0.0, fmax: float = FMAX, max_steps: int = MAX_STEPS,
                  reference: StructureLike | None = None, strip: bool = False, symmetric: bool = False,
                  relaxer: str | Relaxer = DEFAULT_RELAXER, stages: Sequence[str] = DEFAULT_STAGES,
                  device: str = "cpu", progress: bool = True,
@@ -158,7 +159,8 @@ class Sweep:
         tasks = {(n, method): _task(self.host, guest, n, samples, method)
                  for n in self.counts for method in self.methods}
         self.tasks = {key: task for key, task in tasks.items() if task is not None}
-        self.run_model = model_run(model, model_source, levels, device, SamplerSettings(jump_length, resamples),
+        self.run_model = model_run(model, model_source, levels, device,
+                                   SamplerSettings(jump_length, resamples, sampler, steps, churn),
                                    list(self.tasks.values()))
         self.model, self.settings = self.run_model.model, self.run_model.settings
         self.reference = to_structure(reference, "reference")[0] if reference is not None else None
@@ -254,7 +256,8 @@ def intercalate(host: StructureLike, guest: str, counts: Sequence[int], model: M
         supercell: "2x1x1" or (2, 1, 1).
         echo: print the tables and where the files are.
         **options: `model_source`, `levels`, `seed` (None: drawn, or the stored one on resume),
-            `jump_length`, `resamples`, `fmax`, `max_steps`, `relaxer` (a relaxer name, default chgnet,
+            `jump_length`, `resamples`, `sampler`, `steps`, `churn` (as for `inpaint`), `fmax`,
+            `max_steps`, `relaxer` (a relaxer name, default chgnet,
             or a Relaxer, which replaces fmax, max_steps and stages), `stages` (e.g. ("guests", "all")),
             `reference` (the
             guest's elemental structure; default: the lowest relaxed AFLOW elemental prototype),

@@ -280,6 +280,7 @@ class Ordering:
                  samples: int = 8, supercell: str | Sequence[int] | None = None, *,
                  methods: Sequence[str] = MODEL_METHODS, keep: int | None = None, model_source: str | None = None,
                  levels: int | None = None, seed: int | None = None, jump_length: int = 10, resamples: int | None = None,
+                 sampler: str = "pc", steps: int | None = None, churn: float = 0.0,
                  width: float = WIDTH, site_pull: float = 0.0, oxidation_states: dict[str, float] | None = None, fmax: float = FMAX,
                  max_steps: int = MAX_STEPS, relaxer: str | Relaxer = DEFAULT_RELAXER,
                  stages: Sequence[str] = DEFAULT_STAGES, device: str = "cpu",
@@ -305,7 +306,7 @@ class Ordering:
             raise ChggenError(f"methods {', '.join(m for m in self.methods if m in MODEL_METHODS)} need a score "
                               "model (--model)")
         self.run_model = model_run(model if needs_model else None, model_source, levels, device,
-                                   SamplerSettings(jump_length, resamples), [self.task])
+                                   SamplerSettings(jump_length, resamples, sampler, steps, churn), [self.task])
         self.model, self.settings = self.run_model.model, self.run_model.settings
         self.relaxer = relaxer if isinstance(relaxer, Relaxer) else Relaxer(fmax, max_steps, relaxer=relaxer,
                                                                             stages=stages)
@@ -426,7 +427,8 @@ def order(source: StructureLike | str | Path, model: ModelLike | None, out: str 
             `oxidation_states` ({"Li": 1, ...}; default: BVAnalyzer, checked before any work when
             `pymatgen` is asked), `keep` (lowest distinct orderings written; default `samples`),
             `site_pull` (default 0: none) and `width` (A) of inpainting-sites' optional pull,
-            `model_source`, `levels`, `seed`, `jump_length`, `resamples`, `fmax`, `max_steps`,
+            `model_source`, `levels`, `seed`, `jump_length`, `resamples`, `sampler`, `steps`, `churn`
+            (as for `inpaint`), `fmax`, `max_steps`,
             `relaxer`, `stages` (as for `intercalate`), `device`, `progress`, `on_result`.
 
     Returns:

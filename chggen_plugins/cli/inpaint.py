@@ -107,7 +107,8 @@ def run(args: argparse.Namespace) -> None:
                       levels=args.levels, start=start,
                       start_sigma=args.start_sigma, regenerate_existing=args.regenerate_existing,
                       regenerate_sites=args.regenerate_sites, regenerate_species=args.regenerate_species,
-                      around=args.around, within=args.within, orbits=args.orbits)
+                      around=args.around, within=args.within, orbits=args.orbits, sampler=args.sampler,
+                      steps=args.steps, churn=args.churn)
     first = samples[0].properties
     if "regenerated" in first:
         print(f"regenerating {first['regenerated']} of {Path(args.host).name}")

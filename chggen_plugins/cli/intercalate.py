@@ -58,7 +58,8 @@ def run(args: argparse.Namespace) -> None:
     counts = parse_counts(args.counts) if args.counts is not None else list(range(1, args.max + 1))
     intercalate(Path(args.host), args.guest, counts, args.model, Path(args.out), samples=args.samples,
                 supercell=args.supercell, model_source=args.model_source, levels=args.levels, seed=args.seed,
-                jump_length=args.jump_length, resamples=args.resamples, fmax=args.fmax, max_steps=args.max_steps,
+                jump_length=args.jump_length, resamples=args.resamples, sampler=args.sampler, steps=args.steps,
+                churn=args.churn, fmax=args.fmax, max_steps=args.max_steps,
                 relaxer=args.relaxer, stages=args.relax_stages,
                 reference=None if args.reference is None else Path(args.reference), strip=args.strip,
                 symmetric=args.symmetric, device=args.device, progress=not args.quiet)

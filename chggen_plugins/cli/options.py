@@ -6,6 +6,7 @@ import argparse
 
 from chggen_plugins.contract.registry import DEFAULT_RELAXER
 from chggen_plugins.errors import ChggenError
+from chggen_plugins.sampling import SOLVERS
 from chggen_plugins.seeds import check_seed
 
 
@@ -76,14 +77,45 @@ def add_model_options(parser: argparse.ArgumentParser, required: bool = True, us
     parser.add_argument("--device", default="cpu", help="torch device of the score model (default cpu)")
 
 
+def solver_steps(text: str) -> int:
+    """--steps: an integer >= 2 (the top level and level 0 are always visited)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"{value}: at least 2 (the top level and level 0)")
+    return value
+
+
+def churn(text: str) -> float:
+    """--churn: a finite number >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text}: a number >= 0")
+    return value
+
+
 def add_sampler_options(parser: argparse.ArgumentParser) -> None:
-    """--seed, --jump-length and --resamples."""
+    """--seed, --jump-length, --resamples, --sampler, --steps and --churn."""
     parser.add_argument("--seed", type=seed, default=None,
                         help="random seed: same seed, same structures (default: drawn, printed and stored; "
                              "a rerun into an existing output resumes with the stored one)")
     parser.add_argument("--jump-length", type=int, default=10, help="RePaint jump length j (default 10)")
     parser.add_argument("--resamples", type=int, default=None,
                         help="RePaint resamples r; 1 = off (default: 3, or 1 for a host-conditioned model)")
+    parser.add_argument("--sampler", choices=SOLVERS, default="pc",
+                        help="move down the noise ladder: pc (predictor + Langevin correctors at every level), "
+                             "heun (EDM: churn, then Heun steps of the probability-flow ODE, 2 calls a step) or "
+                             "ode (Heun steps, no churn) (default pc)")
+    parser.add_argument("--steps", type=solver_steps, default=None, metavar="N",
+                        help="heun/ode: ladder levels visited, evenly spaced from the top to 0 (default: every "
+                             "level; for pc use --levels)")
+    parser.add_argument("--churn", type=churn, default=0.0, metavar="G",
+                        help="heun: EDM's gamma, re-noise to sigma * (1 + G) before each step (default 0)")
 
 
 def relax_stages(text: str) -> tuple[str, ...]:

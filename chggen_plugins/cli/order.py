@@ -61,7 +61,8 @@ def run(args: argparse.Namespace) -> None:
     states = parse_oxidation_states(args.oxidation_states) if args.oxidation_states else None
     order(Path(args.structure), args.model, Path(args.out), samples=args.samples, supercell=args.supercell,
           methods=methods, keep=args.keep, model_source=args.model_source, levels=args.levels, seed=args.seed,
-          jump_length=args.jump_length, resamples=args.resamples, width=args.width, site_pull=args.site_pull,
+          jump_length=args.jump_length, resamples=args.resamples, sampler=args.sampler, steps=args.steps,
+          churn=args.churn, width=args.width, site_pull=args.site_pull,
           oxidation_states=states,
           fmax=args.fmax, max_steps=args.max_steps, relaxer=args.relaxer,
           stages=args.relax_stages, device=args.device, progress=not args.quiet)

@@ -98,6 +98,14 @@ class NoiseProcess(Protocol):
     coordinates (rows; the lattice for a Cartesian process, the unit cube for a fractional one).
     Symmetric inpainting projects orbit moves orthogonally in that metric; without it, fractional.
     `prior` must be uniform in the cell: symmetric inpainting reads its draw as Wyckoff parameters.
+
+    Optional, for the few-step solvers ("heun", "ode": steps of the probability-flow ODE
+    dx/dsigma = -sigma * score): `sigma(level) -> float`, the noise std at `level` in the process's
+    units (0 at level -1), and `displace(frac, delta, batch) -> [N, 3]`, positions moved by `delta`
+    given in the process's coordinates and wrapped into the cell. The core's `WrappedVE` processes
+    (and so DiffCSP's and MatterGen's) have both; a process without them samples with "pc" only and
+    is refused for the others in one line naming it. Partial regeneration (`start_sigma`) uses
+    `sigma` too.
     """
 
     num_levels: int

@@ -20,6 +20,11 @@ are relative to the config file. A full example with every key and its default:
     resamples = 3                    # RePaint resamples r (inpainting; 1 = off; left out: 3, or 1 for
                                      # a host-conditioned model)
     unconditional_resamples = 1      # r for unconditional generation
+    solver = "pc"                    # pc (predictor + correctors at every level), heun (EDM: churn +
+                                     # Heun steps of the probability-flow ODE) or ode (Heun, no churn)
+                                     # steps = 25: heun/ode only, levels visited, evenly spaced (left
+                                     # out: every level); 2 x steps - 1 network calls per structure
+    churn = 0.0                      # heun only: EDM's gamma, re-noise to sigma * (1 + churn) before a move
     batch_size = 64                  # crystals per sampler run
 
     [cells]                          # random starting cells of unconditional generation
@@ -99,6 +104,7 @@ from chggen_plugins.evaluation.relax import DEFAULT_STAGES, FMAX, MAX_STEPS, che
 from chggen_plugins.evaluation.stability import DEFAULT_THRESHOLD
 from chggen_plugins.evaluation.symmetry import ANGLE_TOLERANCE, LIBRARIES, SYMPREC
 from chggen_plugins.runs.methods import CAMPAIGN
+from chggen_plugins.sampling import SOLVERS
 from chggen_plugins.structures.cells import AXIS_RATIOS, DEFAULT_V0, LATTICE_SYSTEMS
 from chggen_plugins.structures.systems import formula as reduced_formula
 from chggen_plugins.structures.wyckoff import ORBIT_CHOICES
@@ -153,6 +159,12 @@ class SamplerConfig:
     resamples: int | None = _key("RePaint resamples r (inpainting; 1 = off)", default=None,
                                  shown="the model's: 3, or 1 for a host-conditioned model")
     unconditional_resamples: int = _key("RePaint resamples r for unconditional generation", default=1)
+    solver: str = _key("the sampler's move down the ladder: pc (predictor + Langevin correctors at every level), "
+                       "heun (EDM: churn, then a Heun step of the probability-flow ODE) or ode (Heun steps, no "
+                       "churn)", default="pc")
+    steps: int | None = _key("heun/ode: ladder levels visited, evenly spaced from the top to 0", "levels",
+                             default=None, shown="every level")
+    churn: float = _key("heun: EDM's gamma; before each move re-noise up to sigma * (1 + churn)", default=0.0)
     batch_size: int = _key("crystals per sampler run", "crystals", default=64)
 
 
@@ -311,9 +323,12 @@ class CampaignConfig:
         relax = {k: v for k, v in asdict(self.relax).items() if defaults.get(k, MISSING) != v}
         hosts = {k: v for k, v in asdict(self.hosts).items()
                  if k != "methods" and not (k == "orbits" and v == ORBIT_CHOICES[0])}
+        # solver keys at their defaults leave the hash as it was before they existed (stores resume)
+        solver_defaults = {"solver": "pc", "steps": None, "churn": 0.0}
+        sampler = {k: v for k, v in asdict(self.sampler).items() if solver_defaults.get(k, MISSING) != v}
         generation = {
             "seed": self.seed, "model": {**asdict(self.model), "source": _source_digest(self.model.source)},
-            "sampler": asdict(self.sampler), "cells": asdict(self.cells), "relax": relax,
+            "sampler": sampler, "cells": asdict(self.cells), "relax": relax,
             "relaxer": f"{self.relax.relaxer} {relaxer_spec(self.relax.relaxer).version()}",
             "hosts": hosts, "symmetry": asdict(self.symmetry),
             "stability": {"entries": None if stability.entries is None else _digest(stability.entries),
@@ -556,7 +571,15 @@ def load_config(path: str | Path) -> CampaignConfig:
     sampler = top.table("sampler")
     sampler_config = SamplerConfig(**{name: sampler.positive(name, "int", _default(SamplerConfig, name))
                                       for name in ("jump_length", "resamples", "unconditional_resamples",
-                                                   "batch_size")})
+                                                   "batch_size")},
+                                   solver=sampler.get("solver", "str", _default(SamplerConfig, "solver")),
+                                   steps=sampler.positive("steps", "int", None, minimum=2),
+                                   churn=sampler.positive("churn", "float", 0.0, minimum=0))
+    if sampler_config.solver not in SOLVERS:
+        raise sampler.error("solver", f"is {sampler_config.solver!r}, not one of {', '.join(SOLVERS)}")
+    for name, needs in (("steps", ("heun", "ode")), ("churn", ("heun",))):
+        if getattr(sampler_config, name) and sampler_config.solver not in needs:
+            raise sampler.error(name, f"is for solver {' or '.join(needs)}, not {sampler_config.solver}")
     sampler.done()
 
     cells = top.table("cells")

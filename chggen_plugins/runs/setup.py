@@ -49,7 +49,7 @@ class ModelRun:
         weights = "" if self.provenance is None else (self.provenance.text or self.provenance.label)
         return {"model": self.name, "model_source": str(self.source or ""), "weights": weights,
                 "levels": str(self.levels),
-                "sampler": f"j{self.settings.jump_length} r{self.settings.resamples}"}
+                "sampler": self.settings.label()}
 
     def fields(self) -> dict[str, Any]:
         """The model's part of every stored row."""
@@ -70,7 +70,8 @@ def model_run(model: ModelLike | None, source: str | None, levels: int | None, d
         source: the `--model-source` of a registered name (checkpoint, reference structure).
         levels: noise levels of the ladder (None: the model's own).
         device: torch device.
-        settings: RePaint jump length and resamples (None resamples: the model's default).
+        settings: the sampler: solver, its steps and churn, RePaint jump length and resamples (None
+            resamples: the model's default).
         tasks: the inpainting tasks the run will sample, checked for unknown elements now.
         name: the backend name rows carry (default: the registered name or the class name).
 

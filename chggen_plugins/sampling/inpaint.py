@@ -6,9 +6,13 @@ it was trained to expect, and at level -1 they sit bit for bit at their input po
 that declares itself host-conditioned (`host_conditioned = True`: trained with the host clean and
 only guests noised) is shown the host at its true positions at every level instead, and needs no
 RePaint resampling to agree with it (`default_resamples`: 1 instead of 3). Guests
-follow the reverse process (predictor, then corrector steps). A RePaint jump re-noises everything one
-rung up and the walk descends again, giving the guests time to agree with the host. With no fixed
-atom this is plain unconditional generation; there is no second code path.
+follow the reverse process: by default (solver "pc") a predictor then corrector steps at every
+level; with "heun" or "ode" by Heun steps of the probability-flow ODE over a sub-ladder of `steps`
+levels, "heun" re-noising by EDM's churn before each (`solvers.py` has the moves). A RePaint jump
+re-noises everything one rung up and the walk descends again, giving the guests time to agree with
+the host. With no fixed atom this is plain unconditional generation; there is no second code path:
+the schedule is a list of (from, to) level pairs, and the loop takes the re-noise move up and the
+solver's move down.
 
 Symmetric inpainting adds a constraint (`orbits.OrbitConstraint`) that ties free atoms into orbits of
 a space group: the prior, every score and every move pass through it. Without orbits it hands back
@@ -20,16 +24,19 @@ noised to that level (SDEdit; DiffCSP++'s template start): a placement is refine
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from chggen_plugins.contract.protocol import CrystalBatch, ScoreModel
+from chggen_plugins.contract.protocol import CrystalBatch, NoiseProcess, ScoreModel
 from chggen_plugins.errors import ChggenError
+from chggen_plugins.sampling import SOLVERS
 from chggen_plugins.sampling.orbits import OrbitConstraint
-from chggen_plugins.sampling.schedule import repaint_schedule
+from chggen_plugins.sampling.schedule import repaint_schedule, solver_schedule
+from chggen_plugins.sampling.solvers import Frame, Heun, PredictorCorrector, Renoise, check_ode_capable
 
 
 def is_host_conditioned(model: ScoreModel) -> bool:
@@ -46,15 +53,49 @@ def default_resamples(model: ScoreModel) -> int:
 @dataclass(frozen=True)
 class SamplerSettings:
     """How the walk over noise levels goes (the ladder itself belongs to the model's process).
-    `resamples=None`: the model's default (`default_resamples`)."""
+
+    jump_length, resamples: the RePaint walk (`resamples=None`: the model's default,
+        `default_resamples`); for heun and ode the jumps are taken on their sub-ladder.
+    solver: "pc" (ancestral predictor + Langevin correctors at every level: the paper's sampler),
+        "heun" (EDM's stochastic Heun sampler: churn, then a Heun step of the probability-flow
+        ODE) or "ode" (the probability-flow ODE with Heun steps, deterministic in the free atoms).
+    steps: levels the heun/ode moves visit, evenly spaced from the top to 0 (None: every level);
+        pc visits every level of the ladder (its count is the model's --levels).
+    churn: EDM's gamma for "heun": before each move, re-noise up to sigma * (1 + churn).
+    """
 
     jump_length: int = 10
     resamples: int | None = None
+    solver: str = "pc"
+    steps: int | None = None
+    churn: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.solver not in SOLVERS:
+            raise ChggenError(f"sampler {self.solver!r} is not one of {', '.join(SOLVERS)}")
+        if self.steps is not None and (isinstance(self.steps, bool) or not isinstance(self.steps, int)
+                                       or self.steps < 2):
+            raise ChggenError(f"sampler steps must be an integer >= 2 (the top level and level 0), got "
+                              f"{self.steps!r}")
+        if self.steps is not None and self.solver == "pc":
+            raise ChggenError("steps are for the heun and ode samplers; the pc sampler visits every level: "
+                              "set its count with --levels")
+        if isinstance(self.churn, bool) or not isinstance(self.churn, (int, float)) or not 0 <= self.churn < math.inf:
+            raise ChggenError(f"churn must be a number >= 0, got {self.churn!r}")
+        if self.churn and self.solver != "heun":
+            raise ChggenError(f"churn is for the heun sampler; {self.solver} takes none (got {self.churn:g})")
 
     def for_model(self, model: ScoreModel) -> "SamplerSettings":
         """These settings with `resamples` filled in for `model` (what a run records)."""
-        return self if self.resamples is not None else SamplerSettings(self.jump_length,
-                                                                       default_resamples(model))
+        return self if self.resamples is not None else replace(self, resamples=default_resamples(model))
+
+    def label(self) -> str:
+        """What a run records of the sampler, e.g. "j10 r3" (pc: the label runs had before the other
+        solvers, so their resume fingerprints stay) or "j10 r1 heun s25 c0.3"."""
+        repaint = f"j{self.jump_length} r{self.resamples}"
+        if self.solver == "pc":
+            return repaint
+        return f"{repaint} {self.solver} s{self.steps or 'all'} c{self.churn:g}"
 
 
 @dataclass
@@ -123,9 +164,13 @@ def sample(model: ScoreModel, batch: CrystalBatch, settings: SamplerSettings = S
     walk descends from there. `orbits` ties free atoms into symmetry orbits (symmetric inpainting);
     None leaves them free. With both, the placement must lie on the orbits (a proposal fitted onto
     them: `wyckoff.propose_plan`).
+    `settings.solver` picks the move down the ladder; "heun" and "ode" need the process's optional
+    `sigma` and `displace` (one line refuses a process without them).
     """
     process = model.noise_process
     settings = settings.for_model(model)
+    if settings.solver != "pc":
+        check_ode_capable(process, settings.solver)
     generator = generator if generator is not None else torch.Generator(device=batch.device)
     host = batch.fixed.unsqueeze(1)
     truth = batch.frac_coords.to(torch.float64)
@@ -142,30 +187,64 @@ def sample(model: ScoreModel, batch: CrystalBatch, settings: SamplerSettings = S
     top = process.num_levels - 1
     if start_level is None:
         frac = put_host(tied.prior(process.prior(batch, generator)), top)
-        walk = repaint_schedule(process.num_levels, settings.jump_length, settings.resamples)
     else:
         if isinstance(start_level, bool) or not isinstance(start_level, int) or not 0 <= start_level <= top:
             raise ChggenError(f"start level {start_level!r} is outside the model's ladder 0..{top}")
         # with orbits the placement is on them (a fitted proposal): its representatives are noised
         frac = put_host(tied.follow(truth, process.marginal(truth, start_level, batch, generator)), start_level)
-        room = settings.jump_length < start_level + 1  # a short walk has no room to jump back: no resampling
-        walk = repaint_schedule(start_level + 1, settings.jump_length, settings.resamples if room else 1)
+    walk = walk_of(process, settings, top if start_level is None else start_level, start_level is not None)
+    frame = Frame(process, batch, generator, host, put_host, score_at, tied, clean_host)
+    up, down = Renoise(frame), (PredictorCorrector if settings.solver == "pc" else Heun)(frame)
     path = [] if trajectory else None
     jumps = sum(to > start for start, to in walk)
     desc = f"sampling ({len(walk) - jumps} reverse + {jumps} re-noise steps)"
     for step, (level, next_level) in enumerate(tqdm(walk, desc=desc, disable=not progress, unit="step")):
-        if next_level > level:
-            frac = tied.follow(frac, process.renoise(frac, level, next_level, batch, generator))
-            if clean_host:  # a re-noised host goes back to its true positions
-                frac = put_host(frac, next_level)
-        else:
-            moved = process.predictor_step(frac, score_at(frac, level, step), level, batch, generator)
-            frac = put_host(tied.follow(frac, moved), next_level)
-            if next_level >= 0:
-                for _ in range(process.corrector_steps):
-                    moved = process.corrector_step(frac, score_at(frac, next_level, step), next_level,
-                                                   batch, generator)
-                    frac = torch.where(host, frac, tied.follow(frac, moved))
+        frac = (up if next_level > level else down)(frac, level, next_level, step)
         if path is not None:
             path.append(frac.clone())
     return SampleResult(frac_coords=frac, trajectory=path)
+
+
+def walk_of(process: NoiseProcess, settings: SamplerSettings, top: int, partial: bool = False) -> list[tuple[int, int]]:
+    """The (from, to) level pairs of a run from `top` down to -1 for `settings`' solver; up pairs
+    re-noise, down pairs are the solver's moves. One function, so the loop and `score_calls` (what
+    benchmarks count) cannot disagree.
+
+    Args:
+        process: the model's noise process (its sigmas place heun's churn targets).
+        settings: the sampler settings, resamples filled in (`SamplerSettings.for_model`).
+        top: the level the walk starts from.
+        partial: a partial regeneration's walk: when too short to jump back it takes no
+            resampling (rather than warn that resampling would do nothing).
+
+    Returns:
+        The (from, to) pairs.
+    """
+    if settings.solver == "pc":
+        room = not partial or settings.jump_length < top + 1
+        return repaint_schedule(top + 1, settings.jump_length, settings.resamples if room else 1)
+    sigmas = [process.sigma(level) for level in range(process.num_levels)]
+    rungs = top + 1 if settings.steps is None else min(settings.steps, top + 1)
+    room = not partial or settings.jump_length < rungs
+    return solver_schedule(sigmas, top, settings.steps, settings.jump_length, settings.resamples if room else 1,
+                           settings.churn)
+
+
+def score_calls(model: ScoreModel, settings: SamplerSettings, start_level: int | None = None) -> int:
+    """Score calls one sample costs (what a sampler's budget is measured in): per move down, pc makes
+    one predictor call and one per corrector step (none at the clean level), heun and ode two (one
+    for the Euler step to the clean level); re-noising (RePaint jumps, churn) costs none.
+
+    Args:
+        model: the model (its ladder and corrector steps; its default resamples).
+        settings: the sampler settings.
+        start_level: a partial regeneration's start (None: the top).
+
+    Returns:
+        Network calls per sample.
+    """
+    process, settings = model.noise_process, settings.for_model(model)
+    top = process.num_levels - 1 if start_level is None else start_level
+    per_move = 1 + (process.corrector_steps if settings.solver == "pc" else 1)
+    return sum(1 if to < 0 else per_move
+               for start, to in walk_of(process, settings, top, start_level is not None) if to < start)
