@@ -15,7 +15,6 @@ from chggen_plugins.models.analytic import AnalyticSiteModel
 from chggen_plugins.sampling.inpaint import SamplerSettings, sample
 from chggen_plugins.sampling.noise import CartesianVE, FractionalVE
 from chggen_plugins.structures.batch import tasks_to_batch, tasks_to_orbits
-from chggen_plugins.evaluation.matching import structure_matcher
 from chggen_plugins.structures.wyckoff import (
     fitting_plans,
     host_group,
