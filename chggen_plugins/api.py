@@ -370,7 +370,8 @@ def inpaint(host: StructureLike, guests: Mapping[str, int], model: ModelLike, n_
         sampler: the move down the noise ladder: "pc" (the paper's predictor + Langevin correctors
             at every level), "heun" (EDM's stochastic sampler: churn, then Heun steps of the
             probability-flow ODE) or "ode" (Heun steps, deterministic in the guests); heun and ode
-            reach pc's quality in fewer network calls (2 per step, see benchmarks/).
+            make 2 network calls per step; measured on the native weights they place guests
+            worse than pc at equal calls (docs: Benchmarks, few-step solvers), so pc is the default.
         steps: heun/ode: levels of the ladder visited, evenly spaced (None: every level); for pc
             use `levels`.
         churn: heun: EDM's gamma, re-noising to sigma * (1 + churn) before each step (0: none).
@@ -432,13 +433,7 @@ def generate(lattice: Lattice | Structure | Atoms | np.ndarray, composition: Map
         device: torch device.
         progress: show a progress bar.
         levels: noise levels of the model's ladder (see `with_levels`).
-        sampler: the move down the noise ladder: "pc" (the paper's predictor + Langevin correctors
-            at every level), "heun" (EDM's stochastic sampler: churn, then Heun steps of the
-            probability-flow ODE) or "ode" (Heun steps, deterministic in the guests); heun and ode
-            reach pc's quality in fewer network calls (2 per step, see benchmarks/).
-        steps: heun/ode: levels of the ladder visited, evenly spaced (None: every level); for pc
-            use `levels`.
-        churn: heun: EDM's gamma, re-noising to sigma * (1 + churn) before each step (0: none).
+        sampler, steps, churn: the sampler and its options, as for `inpaint`.
 
     Returns:
         `n_samples` pymatgen Structures in the given cell.
