@@ -160,8 +160,9 @@ def test_order_end_to_end_resumes_and_refuses_changed_settings(tmp_path: Path, c
     reference.append("Li", problem.sites.frac_coords[1])
     model = fast(AnalyticSiteModel(reference, 0.1, CartesianVE()))
     relaxer = Relaxer(max_steps=15)
+    # a fixed seed: drawn, it made the test flaky (a 0.1 A Gaussian puts 1 guest in ~30 beyond 0.3 A)
     options = dict(methods=METHODS, relaxer=relaxer, oxidation_states={"Li": 1, "S": -2}, progress=False,
-                   jump_length=1, resamples=1, echo=False)
+                   jump_length=1, resamples=1, echo=False, seed=0)
     result = order(disordered, model, tmp_path, 2, **options)
     assert {m["method"]: m["candidates"] for m in result.methods} == {m: 2 for m in METHODS}
     rows = read_table(tmp_path / "orderings.csv")
