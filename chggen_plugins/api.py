@@ -433,7 +433,9 @@ def generate(lattice: Lattice | Structure | Atoms | np.ndarray, composition: Map
         device: torch device.
         progress: show a progress bar.
         levels: noise levels of the model's ladder (see `with_levels`).
-        sampler, steps, churn: the sampler and its options, as for `inpaint`.
+        sampler: the move down the noise ladder, as for `inpaint`.
+        steps: heun/ode levels visited, as for `inpaint`.
+        churn: heun's churn, as for `inpaint`.
 
     Returns:
         `n_samples` pymatgen Structures in the given cell.
