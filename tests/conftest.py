@@ -25,3 +25,11 @@ def host(reference: Structure) -> Structure:
     framework = reference.copy()
     framework.remove_species(["Li"])
     return framework
+
+
+@pytest.fixture
+def files(tmp_path, reference, host):
+    """The reference as full.cif and its host as host.cif in tmp_path: what CLI tests read."""
+    reference.to(filename=str(tmp_path / "full.cif"))
+    host.to(filename=str(tmp_path / "host.cif"))
+    return tmp_path

@@ -11,13 +11,6 @@ from pymatgen.core import Lattice, Structure
 from chggen_plugins.cli import main
 
 
-@pytest.fixture
-def files(tmp_path, reference, host):
-    reference.to(filename=str(tmp_path / "full.cif"))
-    host.to(filename=str(tmp_path / "host.cif"))
-    return tmp_path
-
-
 def inpaint_args(files, *extra):
     return ["inpaint", str(files / "host.cif"), "--guest", "Li:2", "--model", "analytic",
             "--model-source", str(files / "full.cif"), "--samples", "3", "--seed", "4",

@@ -252,13 +252,6 @@ def test_run_label_keeps_pc_and_names_the_others():
     assert SamplerSettings(resamples=1, solver="ode").label() == "j10 r1 ode sall c0"
 
 
-@pytest.fixture
-def files(tmp_path, reference, host):
-    reference.to(filename=str(tmp_path / "full.cif"))
-    host.to(filename=str(tmp_path / "host.cif"))
-    return tmp_path
-
-
 def cli(files, *extra):
     return ["inpaint", str(files / "host.cif"), "--guest", "Li:2", "--model", "analytic", "--model-source",
             str(files / "full.cif"), "--samples", "2", "--seed", "4", "--jump-length", "5", "-q",
