@@ -40,7 +40,8 @@ from scipy.optimize import linear_sum_assignment  # noqa: E402
 
 from chggen_native import NativeScoreModel  # noqa: E402
 from chggen_native.plugin import DEFAULT_WEIGHTS  # noqa: E402
-from chggen_native.train import held_out, supercell_of  # noqa: E402
+from chggen_native.train import supercell_of  # noqa: E402
+from chggen_plugins.datasets.split import held_out  # noqa: E402
 from chggen_plugins import InpaintTask, sample_tasks  # noqa: E402
 from chggen_plugins.datasets import energy_above_lowest, read_dataset  # noqa: E402
 from chggen_plugins.errors import ChggenError  # noqa: E402

@@ -22,7 +22,8 @@ from pathlib import Path  # noqa: E402
 from native_inpainting_quality import parse_weights  # noqa: E402
 
 from chggen_native import NativeScoreModel  # noqa: E402
-from chggen_native.train import held_out, validation_loss  # noqa: E402
+from chggen_native.train import validation_loss  # noqa: E402
+from chggen_plugins.datasets.split import held_out  # noqa: E402
 from chggen_plugins.datasets import read_dataset, within_energy_window  # noqa: E402
 
 

@@ -8,13 +8,13 @@ import torch
 from pymatgen.core import Lattice, Structure
 
 from chggen_native import NativeScoreModel, NetworkConfig
+from chggen_plugins.datasets.split import split_dataset
 from chggen_native.train import (
     GUEST_SETS,
     TrainSettings,
     draw_guests,
     dsm_loss,
     noisy_batch,
-    split_dataset,
     supercell_of,
     train,
     training_crystals,

@@ -81,10 +81,11 @@ def run_train(args: argparse.Namespace) -> None:
 
     from chggen_plugins.contract.devices import check_device
     from chggen_plugins.datasets import read_dataset, within_energy_window
+    from chggen_plugins.datasets.split import split_dataset
     from chggen_plugins.errors import ChggenError
 
     from .model import NativeScoreModel
-    from .train import split_dataset, steps_within, train, validation_loss
+    from .train import steps_within, train, validation_loss
 
     device = check_device(args.device, "--device")
     records = read_dataset(args.data)

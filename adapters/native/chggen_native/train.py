@@ -21,7 +21,6 @@ sets do not compare.
 from __future__ import annotations
 
 import csv
-import hashlib
 import itertools
 import json
 import math
@@ -35,6 +34,7 @@ from pymatgen.core import Structure
 from tqdm.auto import tqdm
 
 from chggen_plugins.contract.protocol import CrystalBatch
+from chggen_plugins.datasets.split import fingerprint, split_dataset
 from chggen_plugins.errors import ChggenError
 from chggen_plugins.models.analytic import wrapped_gaussian_score
 from chggen_plugins.sampling.noise import CartesianVE
@@ -42,28 +42,6 @@ from chggen_plugins.structures.batch import structures_to_batch
 
 from .model import NativeScoreModel, read_checkpoint, save_atomically
 from .settings import NetworkConfig, TrainSettings
-
-
-def held_out(structure: Structure, val_fraction: float) -> bool:
-    """A structure's split depends only on its content, so every run and benchmark agrees on it."""
-    key = f"{structure.composition.formula}|{structure.lattice.abc}|{structure.frac_coords.round(4).tolist()}"
-    digest = int(hashlib.sha256(key.encode()).hexdigest()[:8], 16)
-    return digest / 0xFFFFFFFF < val_fraction
-
-
-def fingerprint(structures: Sequence[Structure]) -> str:
-    """Identifies a set of structures regardless of order (to tell whether a validation set changed)."""
-    keys = sorted(f"{s.composition.formula}|{s.lattice.abc}" for s in structures)
-    return hashlib.sha256("\n".join(keys).encode()).hexdigest()[:16]
-
-
-def split_dataset(structures: Sequence[Structure], val_fraction: float) -> tuple[list[Structure], list[Structure]]:
-    train = [s for s in structures if not held_out(s, val_fraction)]
-    val = [s for s in structures if held_out(s, val_fraction)]
-    if not train or not val:
-        raise ChggenError(f"dataset of {len(structures)} structures gives an empty training or "
-                          f"validation split at val_fraction {val_fraction}")
-    return train, val
 
 
 def supercell_of(structure: Structure, min_atoms: int) -> Structure:
