@@ -10,6 +10,15 @@ from chggen_plugins.sampling import SOLVERS
 from chggen_plugins.seeds import check_seed
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Keeps an epilog's line breaks and shows every default; an option whose default is None ("as
+    the weights or the data have it") says its default in its own help instead of "(default: None)".
+    For commands that adapters contribute, whose many numeric options are easiest read with defaults."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        return action.help if action.default is None else super()._get_help_string(action)
+
+
 def guest_count(text: str) -> tuple[str, int]:
     """'Li:4' -> ('Li', 4), for --guest."""
     symbol, _, count = text.partition(":")

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 
 from chggen_plugins.contract.hookspecs import ModelSpec, hookimpl
 
+from .commands import add_train_command
+
 if TYPE_CHECKING:
     from .model import DiffCSPScoreModel
 
@@ -23,3 +25,8 @@ def chggen_score_models() -> list[ModelSpec]:
                       summary="DiffCSP (Jiao et al. 2023) CSPNet checkpoints, CSP or de novo: "
                               "--model-source is a DiffCSP run folder (hparams.yaml + *.ckpt) or one "
                               ".ckpt in it; fractional wrapped-normal noise on DiffCSP's 1000-step grid")]
+
+
+@hookimpl
+def chggen_add_commands(commands) -> None:
+    add_train_command(commands)

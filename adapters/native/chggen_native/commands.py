@@ -10,15 +10,9 @@ import argparse
 from collections import Counter
 from pathlib import Path
 
+from chggen_plugins.cli.options import HelpFormatter
+
 from .settings import NetworkConfig, TrainSettings
-
-
-class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    """Keeps the example's line breaks and shows every default; an option whose default is None
-    ("as the weights have it") says its default in its own help instead of "(default: None)"."""
-
-    def _get_help_string(self, action: argparse.Action) -> str | None:
-        return action.help if action.default is None else super()._get_help_string(action)
 
 
 def add_train_command(commands: argparse._SubParsersAction) -> None:
@@ -28,7 +22,7 @@ def add_train_command(commands: argparse._SubParsersAction) -> None:
                     "noise ladder. Resumes when OUT already holds a run; writes OUT/best.pt (use it "
                     "as --model-source for the model 'native'), OUT/log.csv as it goes.",
         epilog="Example:\n  chggen train data/dataset --out runs/native --steps 20000",
-        formatter_class=_HelpFormatter)
+        formatter_class=HelpFormatter)
     parser.add_argument("data", type=Path, help="dataset: extxyz, ase.db, CDVAE-style CSV, CIF or a folder")
     parser.add_argument("--out", type=Path, required=True, help="run directory (created; resumed if present)")
     defaults, network = TrainSettings(), NetworkConfig()
