@@ -6,20 +6,21 @@ import math
 import numpy as np
 import pytest
 import torch
-from pymatgen.core import Lattice, Structure
+from pymatgen.core import Composition, Lattice, Structure
 
-from chggen_diffcsp import DiffCSPScoreModel, read_run
+from chggen_diffcsp import CSPNetConfig, DiffCSPScoreModel, read_run
+from chggen_diffcsp.noise import cosine_beta_tables
 from chggen_diffcsp.settings import DiffCSPTrainSettings
 from chggen_diffcsp.train import (
     as_batch,
     canonical,
-    cosine_beta_tables,
     csp_loss,
     new_network,
     noised,
     train,
     wrapped_normal_minus_score,
 )
+from chggen_plugins import ChggenError
 from chggen_plugins.cli import main
 from chggen_plugins.structures.batch import structures_to_batch
 
@@ -132,3 +133,54 @@ def test_command_refuses_a_folder_that_is_not_its_run(tmp_path, capsys):
     assert status == 2 and "not a run of chggen train-diffcsp" in err and err.strip().count("\n") == 0
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
     assert main(["train-diffcsp", str(data), "--out", str(tmp_path / "new"), "--steps", "0", "-q"]) == 2
+
+
+def test_own_sampler_returns_the_requested_composition(tmp_path):
+    from chggen_diffcsp.generate import generate
+
+    out = tmp_path / "run"
+    train(crystals(), out, TINY, progress=False)
+    made = generate(str(out), Composition("Li2Si4"), 3, seed=5)
+    assert len(made) == 3
+    for structure in made:
+        assert structure.composition == Composition("Li2Si4")
+        assert structure.lattice.volume > 0 and np.linalg.det(structure.lattice.matrix) > 0
+    again = generate(str(out), Composition("Li2Si4"), 3, seed=5)
+    assert all(np.allclose(a.frac_coords, b.frac_coords) and np.allclose(a.lattice.matrix, b.lattice.matrix)
+               for a, b in zip(made, again))
+    other = generate(str(out), Composition("Li2Si4"), 3, seed=6)
+    assert not np.allclose(made[0].frac_coords, other[0].frac_coords)
+    with pytest.raises(ChggenError, match="whole atom counts"):
+        generate(str(out), Composition("Li0.5Si"), 1, seed=0)
+
+
+@torch.no_grad()
+def test_own_sampler_steps_are_diffcsps_formulas():
+    """The sampler's two steps on a two-step schedule, redone by hand from the schedules and the
+    network's outputs (corrector, predictor and lattice DDPM step; no noise at t = 1)."""
+    from chggen_diffcsp.generate import sample_crystals
+
+    model = DiffCSPScoreModel.untrained(CSPNetConfig(hidden_dim=8, num_layers=1, num_freqs=2, time_dim=4,
+                                                     timesteps=2))
+    made = sample_crystals(model, [3, 14], 1, seed=2)[0]
+    network, process = model.network, model.noise_process
+    generator = torch.Generator().manual_seed(2)
+    lattice = torch.randn((1, 3, 3), generator=generator)
+    frac = torch.rand((2, 3), generator=generator)
+    batch, types = torch.zeros(2, dtype=torch.long), torch.tensor([3, 14])
+    for t in (2, 1):
+        z = (lambda shape: torch.randn(shape, generator=generator)) if t == 2 else torch.zeros
+        sigma, before = network.sigma_scheduler.sigmas[t], network.sigma_scheduler.sigmas[t - 1]
+        root_norm = network.sigma_scheduler.sigmas_norm[t].sqrt()
+        eta = process.step_lr * (sigma / process.sigma_begin) ** 2
+        _, out, _ = network(torch.tensor([t]), types, frac, lattice, batch)
+        frac = (frac - eta * out * root_norm + (2 * eta).sqrt() * z((2, 3))) % 1.0
+        eps, out, _ = network(torch.tensor([t]), types, frac, lattice, batch)
+        variance = before ** 2 * (sigma ** 2 - before ** 2) / sigma ** 2
+        frac = (frac - (sigma ** 2 - before ** 2) * out * root_norm + variance.sqrt() * z((2, 3))) % 1.0
+        alpha, abar = network.beta_scheduler.alphas[t], network.beta_scheduler.alphas_cumprod[t]
+        lattice = ((lattice - (1 - alpha) / (1 - abar).sqrt() * eps) / alpha.sqrt()
+                   + network.beta_scheduler.sigmas[t] * z((1, 3, 3)))
+    sign = 1.0 if torch.linalg.det(lattice[0]) > 0 else -1.0
+    assert np.allclose(made.lattice.matrix, sign * lattice[0].double().numpy(), atol=1e-5)
+    assert np.allclose(made.frac_coords, (sign * frac.double().numpy()) % 1.0, atol=1e-5)

@@ -20,7 +20,7 @@ from chggen_plugins.contract.safe_load import load_checkpoint
 from chggen_plugins.errors import ChggenError, first_line
 
 from .network import CSPNetConfig, DiffCSPNetwork
-from .noise import DiffCSPProcess, wrapped_normal_tables
+from .noise import DiffCSPProcess, cosine_beta_tables, wrapped_normal_tables
 from .run import RunSettings, read_run
 
 
@@ -62,12 +62,15 @@ class DiffCSPScoreModel:
     @classmethod
     def untrained(cls, config: CSPNetConfig, seed: int = 0, sigma_begin: float = 0.005,
                   sigma_end: float = 0.5, step_lr: float = 1e-5) -> "DiffCSPScoreModel":
-        """Random weights and DiffCSP's schedule for tests and timing (beta buffers stay zero: unused)."""
+        """Random weights and DiffCSP's schedules (the cosine lattice one for its own sampler) for tests
+        and timing."""
         torch.manual_seed(seed)
         network = DiffCSPNetwork(config)
         sigmas, norms = wrapped_normal_tables(config.timesteps, sigma_begin, sigma_end)
         network.sigma_scheduler.sigmas.copy_(sigmas)
         network.sigma_scheduler.sigmas_norm.copy_(norms)
+        for name, value in cosine_beta_tables(config.timesteps).items():
+            getattr(network.beta_scheduler, name).copy_(value)
         return cls(network, DiffCSPProcess(sigmas, norms, sigma_begin, step_lr, "untrained network"),
                    source="random weights", trained_steps=0)
 

@@ -38,6 +38,24 @@ def wrapped_normal_tables(timesteps: int, sigma_begin: float = 0.005,
     return torch.cat([zero, sigmas]).float(), torch.cat([one, norms]).float()
 
 
+def cosine_beta_tables(timesteps: int, s: float = 0.008) -> dict[str, Tensor]:
+    """DiffCSP's `beta_scheduler` buffers [T + 1] for the cosine schedule (entry 0: no noise).
+
+    abar(t) = f(t) / f(0) with f(t) = cos^2((t / T + s) / (1 + s) * pi / 2); betas from consecutive
+    ratios, clipped to 1e-4..0.9999; sigmas are the DDPM posterior standard deviations.
+    """
+    x = torch.linspace(0, timesteps, timesteps + 1, dtype=torch.float64)
+    f = torch.cos((x / timesteps + s) / (1 + s) * math.pi * 0.5) ** 2
+    f = f / f[0]
+    betas = torch.cat([torch.zeros(1, dtype=torch.float64), (1 - f[1:] / f[:-1]).clip(1e-4, 0.9999)])
+    alphas = 1 - betas
+    alphas_cumprod = torch.cumprod(alphas, 0)
+    sigmas = torch.zeros_like(betas)
+    sigmas[1:] = (betas[1:] * (1 - alphas_cumprod[:-1]) / (1 - alphas_cumprod[1:])).sqrt()
+    return {name: value.float() for name, value in
+            (("betas", betas), ("alphas", alphas), ("alphas_cumprod", alphas_cumprod), ("sigmas", sigmas))}
+
+
 class DiffCSPProcess(FractionalVE):
     """Wrapped normal on fractional coordinates over a checkpoint's `sigma_scheduler` tables.
 

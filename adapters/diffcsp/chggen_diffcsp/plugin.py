@@ -10,6 +10,8 @@ from chggen_plugins.contract.hookspecs import ModelSpec, hookimpl
 from .commands import add_train_command
 
 if TYPE_CHECKING:
+    from pymatgen.core import Composition, Structure
+
     from .model import DiffCSPScoreModel
 
 
@@ -19,12 +21,20 @@ def load(source: str | None) -> DiffCSPScoreModel:
     return DiffCSPScoreModel.load(Path(source))
 
 
+def generate(source: str | None, composition: Composition, num_samples: int, seed: int) -> list[Structure]:
+    """DiffCSP's own CSP sampler (`chggen_diffcsp.generate.generate`)."""
+    from . import generate as own
+
+    return own.generate(source, composition, num_samples, seed)
+
+
 @hookimpl
 def chggen_score_models() -> list[ModelSpec]:
-    return [ModelSpec("diffcsp", load, needs_source=True,
+    return [ModelSpec("diffcsp", load, needs_source=True, generate=generate,
                       summary="DiffCSP (Jiao et al. 2023) CSPNet checkpoints, CSP or de novo: "
                               "--model-source is a DiffCSP run folder (hparams.yaml + *.ckpt) or one "
-                              ".ckpt in it; fractional wrapped-normal noise on DiffCSP's 1000-step grid")]
+                              ".ckpt in it; fractional wrapped-normal noise on DiffCSP's 1000-step grid; its own generator is "
+                              "DiffCSP's CSP sampler with the composition given (CSP checkpoints)")]
 
 
 @hookimpl

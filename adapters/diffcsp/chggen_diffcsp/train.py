@@ -46,30 +46,12 @@ from chggen_plugins.files import replacing
 from chggen_plugins.structures.batch import structures_to_batch
 
 from .network import DiffCSPNetwork
-from .noise import wrapped_normal_tables
+from .noise import cosine_beta_tables, wrapped_normal_tables
 from .settings import DiffCSPTrainSettings
 
 # What DiffCSP's own CSP training module is called; the adapter's run reader checks for it.
 CSP_TARGET = "diffcsp.pl_modules.diffusion.CSPDiffusion"
 WRAPPED_IMAGES = 10  # periodic images summed on each side in the wrapped-normal kernel (DiffCSP's N)
-
-
-def cosine_beta_tables(timesteps: int, s: float = 0.008) -> dict[str, Tensor]:
-    """DiffCSP's `beta_scheduler` buffers [T + 1] for the cosine schedule (entry 0: no noise).
-
-    abar(t) = f(t) / f(0) with f(t) = cos^2((t / T + s) / (1 + s) * pi / 2); betas from consecutive
-    ratios, clipped to 1e-4..0.9999; sigmas are the DDPM posterior standard deviations.
-    """
-    x = torch.linspace(0, timesteps, timesteps + 1, dtype=torch.float64)
-    f = torch.cos((x / timesteps + s) / (1 + s) * math.pi * 0.5) ** 2
-    f = f / f[0]
-    betas = torch.cat([torch.zeros(1, dtype=torch.float64), (1 - f[1:] / f[:-1]).clip(1e-4, 0.9999)])
-    alphas = 1 - betas
-    alphas_cumprod = torch.cumprod(alphas, 0)
-    sigmas = torch.zeros_like(betas)
-    sigmas[1:] = (betas[1:] * (1 - alphas_cumprod[:-1]) / (1 - alphas_cumprod[1:])).sqrt()
-    return {name: value.float() for name, value in
-            (("betas", betas), ("alphas", alphas), ("alphas_cumprod", alphas_cumprod), ("sigmas", sigmas))}
 
 
 def wrapped_normal_minus_score(d: Tensor, sigma: Tensor, images: int = WRAPPED_IMAGES) -> Tensor:
