@@ -8,6 +8,9 @@ sets back from every method, side by side in one run:
   weights, on their own ladder and r = 3, or r = 1 for host-conditioned weights, sampler pc),
   free inpainting; the same weights may be listed several times with different samplers (quality
   against network calls: `+heun/25/0.3` is the heun solver on 25 levels with churn 0.3);
+- each `--backend LABEL=MODEL[:SOURCE]`: any registered score model (DiffCSP, MatterGen, ...) through
+  the same sampler, on its own ladder and default RePaint r, so every backend meets the same
+  held-out hosts (DiffCSP and MatterGen are trained on the same content-hash split);
 - the first weights with symmetric (Wyckoff) inpainting, when `--symmetric` (a host whose counts
   fit no orbit combination counts as not recovered);
 - the same network untrained;
@@ -22,7 +25,7 @@ positions) and a structure is *recovered* when one of its k samples matches the 
 Run: python benchmarks/native_inpainting_quality.py data/dataset --relax --limit 30 \
          [--weights new=runs/x/best.pt --weights shipped=adapters/native/chggen_native/weights/native.pt]
          [--weights new-50=runs/x/best.pt:25/1/1] [--weights heun-49=runs/x/best.pt+heun/25/0.3]
-         [--name quality_conditional_ladders]
+         [--name quality_conditional_ladders] [--backend diffcsp=diffcsp:runs/diffcsp]
 Writes benchmarks/results/native_inpainting_quality.json and .csv (or NAME.*): one row per method,
 with the number of held-out cases in the settings; `--out` adds a CSV of per-structure recoveries.
 """
@@ -42,7 +45,7 @@ from chggen_native import NativeScoreModel  # noqa: E402
 from chggen_native.plugin import DEFAULT_WEIGHTS  # noqa: E402
 from chggen_native.train import supercell_of  # noqa: E402
 from chggen_plugins.datasets.split import held_out  # noqa: E402
-from chggen_plugins import InpaintTask, sample_tasks  # noqa: E402
+from chggen_plugins import InpaintTask, load_model, sample_tasks  # noqa: E402
 from chggen_plugins.datasets import energy_above_lowest, read_dataset  # noqa: E402
 from chggen_plugins.errors import ChggenError  # noqa: E402
 from chggen_plugins.evaluation.relax import Relaxer  # noqa: E402
@@ -195,6 +198,8 @@ def main() -> None:
                         help="weights to compare (repeat), optionally on L levels, C correctors, RePaint r, "
                              "and with solver heun or ode on S levels with churn G (default pc); "
                              "default: the shipped ones")
+    parser.add_argument("--backend", action="append", default=[], metavar="LABEL=MODEL[:SOURCE]",
+                        help="another registered score model to compare (repeat), e.g. diffcsp=diffcsp:runs/diffcsp")
     parser.add_argument("--levels", type=int, default=None, help="noise levels (default: each checkpoint's)")
     parser.add_argument("--correctors", type=int, default=None, help="Langevin steps per level (default: checkpoint's)")
     parser.add_argument("--snr", type=float, default=None, help="corrector signal-to-noise ratio (default: checkpoint's)")
@@ -225,14 +230,18 @@ def main() -> None:
         else:
             models.append((label, model.with_levels(sampler[0], sampler[1], args.snr)))
             samplers[label] = SamplerSettings(10, sampler[2], solver, steps, churn)
+    for spec in args.backend:
+        label, _, model_spec = spec.partition("=")
+        name, _, source = model_spec.partition(":")
+        models.append((label, load_model(name, source or None)))
+        samplers[label] = SamplerSettings(10, args.resamples)
     first = models[0][1]
     val_fraction = first.metadata.get("train_settings", {}).get("val_fraction", 0.1)
     known = frozenset.intersection(*(model.elements for _, model in models))
     # only structures every compared model knows
     cases = held_out_cases(args.data, val_fraction, args.limit, args.energy_window, known, args.supercell_atoms)
     window = "" if args.energy_window is None else f" within {args.energy_window} eV/atom of their formula's lowest"
-    ladders = "; ".join(f"{label} {m.noise_process.num_levels} levels, {m.noise_process.corrector_steps} "
-                        f"corrector steps at snr {m.noise_process.snr}, {samplers[label].for_model(m).label()}"
+    ladders = "; ".join(f"{label} {m.noise_process.describe()}, {samplers[label].for_model(m).label()}"
                         for label, m in models)
     sizes = f", as supercells of >= {args.supercell_atoms} atoms" if args.supercell_atoms else ""
     print(f"{len(cases)} held-out structures{window}{sizes} ({sum(sum(c.guests.values()) for c in cases)} guests), "
